@@ -1,0 +1,135 @@
+"""The one composition root: `create_app(settings, *, store, docker, clock)`.
+
+It wires the event log, the live projection, the controller (when a Docker adapter is given),
+the Starlette API behind basic auth and the invocation proxy in front of it. The server and
+the tests build the gateway the same way; in-process API tests pass `docker=None` and get
+the API without a controller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from api.auth import BasicAuth
+from api.context import Gateway
+from api.errors import HANDLERS
+from api.metrics import GatewayMetrics
+from api.proxy import PREFIX, FunctionProxy
+from api.routes import ROUTES
+from api.settings import Settings
+from controller.docker import DockerAdapter
+from controller.loop import Controller, ControllerSettings
+from controller.state import LiveDesired, touched_keys
+from events.store import EventStore
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+@attrs.define
+class GatewayApp:
+    """ASGI entry: `/function/*` goes straight to the proxy, the rest to Starlette."""
+
+    gateway: Gateway
+    api: Any
+    proxy: FunctionProxy
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any],
+                       send: Callable[..., Any]) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(PREFIX):
+            await self.proxy(scope, receive, send)
+        else:
+            await self.api(scope, receive, send)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: EventStore,
+    docker: DockerAdapter | None,
+    clock: Callable[[], datetime] = utc_now,
+    new_id: Callable[[], str] = new_request_id,
+) -> GatewayApp:
+    live = LiveDesired(store)
+    gateway = Gateway(
+        settings=settings, store=store, live=live,
+        metrics=GatewayMetrics(lambda: live.current), clock=clock, new_id=new_id,
+    )
+    if docker is not None:
+        controller = Controller(
+            docker,
+            lambda: live.current,
+            ControllerSettings(
+                instance=settings.instance,
+                network=settings.functions_network,
+                resync_interval=settings.resync_interval,
+                health_interval=settings.health_interval,
+            ),
+        )
+        gateway.controller = controller
+        live.listen(lambda records: controller.wake(touched_keys(records)))
+
+    proxy = FunctionProxy(
+        exists=lambda key: live.current.functions.get(key) is not None,
+        pick=gateway.controller.health.pick if gateway.controller else (lambda key: None),
+        metrics=gateway.metrics,
+        timeout=settings.exec_timeout,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task = None
+        if gateway.controller is not None:
+            task = asyncio.create_task(gateway.controller.run())
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            proxy.pool.close()
+            if docker is not None:
+                await docker.close()
+            live.close()
+
+    api = Starlette(routes=ROUTES, exception_handlers=HANDLERS, lifespan=lifespan)  # type: ignore[arg-type]
+    api.state.gateway = gateway
+    protected = BasicAuth(
+        api, enabled=settings.auth_enabled, user=settings.auth_user,
+        password=settings.auth_password,
+    )
+    return GatewayApp(gateway=gateway, api=protected, proxy=proxy)
+
+
+def create_metrics_app(gateway: Gateway) -> Starlette:
+    """The metrics port (8082): Prometheus text at /metrics and a plain /healthz."""
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(gateway.metrics.registry),
+                        media_type=CONTENT_TYPE_LATEST)
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("OK")
+
+    return Starlette(routes=[
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ])

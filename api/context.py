@@ -1,0 +1,47 @@
+"""What the handlers share: settings, the log, the live desired state and the replica view.
+
+Built once by `create_app`; no module-level singletons. The replica view is the controller's
+health tracker when a controller runs, or an empty view for API tests without an engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import attrs
+
+from api.metrics import GatewayMetrics
+from api.settings import Settings
+from controller.loop import Controller
+from controller.state import LiveDesired
+from events.model import Desired
+from events.store import EventStore, Recorded
+
+
+@attrs.define
+class Gateway:
+    settings: Settings
+    store: EventStore
+    live: LiveDesired
+    metrics: GatewayMetrics
+    clock: Callable[[], datetime]
+    new_id: Callable[[], str]
+    controller: Controller | None = None
+
+    @property
+    def desired(self) -> Desired:
+        return self.live.current
+
+    def available(self, key: tuple[str, str]) -> int:
+        return self.controller.health.available(key) if self.controller else 0
+
+    def append(self, stream: str, events: list[object], expected: int, *, actor: str,
+               request_id: str, source: str, user_agent: str) -> list[Recorded]:
+        if not events:
+            return []
+        return self.store.append(
+            stream, events, expected,  # type: ignore[arg-type]
+            time=self.clock(), actor=actor, request_id=request_id, source=source,
+            user_agent=user_agent,
+        )

@@ -1,0 +1,208 @@
+"""`/function/<name>[.<namespace>][/<path>]`: the invocation data path, as a plain ASGI callable.
+
+It sits in front of the Starlette routes so that no framework code runs per invocation. A
+request goes to a healthy replica chosen round robin by the controller's health tracker,
+through our own pooled upstream client (upstream.py). The gateway adds `X-Call-Id` (when the
+caller sent none), `X-Start-Time` and `X-Served-By`, strips hop-by-hop headers, passes the
+raw query and the path after the function name, never follows redirects, and streams bodies
+both ways. Unknown function → 404; no healthy replica or a failed replica → 502; no answer
+within EXEC_TIMEOUT → 504. A request whose body we hold whole is retried once on another
+connection when a pooled connection turns out to be dead before anything was answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from api.metrics import GatewayMetrics
+from api.upstream import Address, Pool, UpstreamError, send_request
+from events.model import DEFAULT_NAMESPACE
+
+PREFIX = "/function/"
+_HOP_BY_HOP = frozenset(
+    b"connection proxy-connection keep-alive proxy-authenticate proxy-authorization te "
+    b"trailer transfer-encoding upgrade expect".split()
+)
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+SERVED_BY = b"docker-faas/0.1.0"
+
+Scope = dict[str, Any]
+Key = tuple[str, str]
+
+
+def split_target(raw_path: bytes) -> tuple[str, str, bytes] | None:
+    """`/function/env.ns/a/b` → ("ns", "env", b"/a/b"); None when the name is malformed."""
+    rest = raw_path[len(PREFIX):]
+    segment, _, suffix = rest.partition(b"/")
+    try:
+        text = segment.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    if not text or not _NAME_CHARS.issuperset(text):
+        return None
+    name, dot, namespace = text.rpartition(".")
+    if not dot:
+        name, namespace = text, DEFAULT_NAMESPACE
+    if not name or not namespace:
+        return None
+    return namespace, name, b"/" + suffix
+
+
+async def _reply(send: Callable[..., Any], status: int, message: str,
+                 extra: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
+    body = (message + "\n").encode() if message else b""
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()), *extra],
+    })
+    await send({"type": "http.response.body", "body": body})
+
+
+class FunctionProxy:
+    def __init__(
+        self,
+        *,
+        exists: Callable[[Key], bool],
+        pick: Callable[[Key], Address | None],
+        metrics: GatewayMetrics,
+        timeout: float,
+    ) -> None:
+        self._exists = exists
+        self._pick = pick
+        self._metrics = metrics
+        self._timeout = timeout
+        self.pool = Pool()
+
+    async def __call__(self, scope: Scope, receive: Callable[..., Any],
+                       send: Callable[..., Any]) -> None:
+        start_ns = time.time_ns()
+        start = time.perf_counter()
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        target = split_target(raw_path)
+        if target is None:
+            await _reply(send, 404, "404 page not found")
+            return
+        namespace, name, path = target
+        key = (namespace, name)
+        function_name = f"{name}.{namespace}"
+        if not self._exists(key):
+            await _reply(send, 404, f"error finding function {function_name}: not found")
+            return
+        self._metrics.started.labels(function_name).inc()
+
+        method = scope["method"].encode()
+        query = scope.get("query_string") or b""
+        call_id = b""
+        host = b""
+        has_length = chunked = False
+        out: list[bytes] = []
+        for name_, value in scope["headers"]:
+            if name_ == b"x-call-id":
+                call_id = value
+            elif name_ == b"host":
+                host = value
+            elif name_ == b"content-length":
+                has_length = True
+            elif name_ == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+            if name_ not in _HOP_BY_HOP:
+                out.append(name_ + b": " + value + b"\r\n")
+        generated_call_id = not call_id
+        if generated_call_id:
+            call_id = str(uuid.uuid4()).encode()
+            out.append(b"x-call-id: " + call_id + b"\r\n")
+        start_header = str(start_ns).encode()
+        out.append(b"x-start-time: " + start_header + b"\r\n")
+        client = scope.get("client")
+        if client and not any(h.startswith(b"x-forwarded-for:") for h in out):
+            out.append(b"x-forwarded-for: %s:%d\r\n" % (client[0].encode(), client[1]))
+        if not host:
+            out.append(b"host: " + name.encode() + b"\r\n")
+        elif not any(h.startswith(b"x-forwarded-host:") for h in out):
+            out.append(b"x-forwarded-host: " + host + b"\r\n")
+        use_chunked = chunked and not has_length
+        if use_chunked:
+            out.append(b"transfer-encoding: chunked\r\n")
+
+        message = await receive()
+        first = message.get("body", b"")
+        more = bool(message.get("more_body"))
+        if not has_length and not chunked and (first or more):
+            use_chunked = True  # a body with no framing header: send it chunked
+            out.append(b"transfer-encoding: chunked\r\n")
+
+        async def receive_chunk() -> tuple[bytes, bool]:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                raise UpstreamError("client went away", sent=True)
+            return msg.get("body", b""), bool(msg.get("more_body"))
+
+        response_extra = [(b"x-start-time", start_header), (b"x-served-by", SERVED_BY)]
+        if generated_call_id:
+            response_extra.append((b"x-call-id", call_id))
+
+        code = 502
+        try:
+            code = await self._forward(
+                key, method, path, query, out, first, more, receive_chunk, use_chunked,
+                send, response_extra, scope["method"] == "HEAD",
+            )
+        finally:
+            self._metrics.record(function_name, code, time.perf_counter() - start)
+
+    async def _forward(self, key: Key, method: bytes, path: bytes, query: bytes,
+                       headers: list[bytes], first: bytes, more: bool,
+                       receive_chunk: Callable[..., Any], use_chunked: bool,
+                       send: Callable[..., Any], extra: list[tuple[bytes, bytes]],
+                       head_only: bool) -> int:
+        target = path + (b"?" + query if query else b"")
+        head = b"%s %s HTTP/1.1\r\n%s\r\n" % (method, target, b"".join(headers))
+        attempts = 1 if more else 2  # only a body we hold whole can be sent again
+        for attempt in range(attempts):
+            address = self._pick(key)
+            if address is None:
+                await _reply(send, 502, f"no healthy replica of {key[1]}.{key[0]}", extra)
+                return 502
+            try:
+                async with asyncio.timeout(self._timeout):
+                    conn, reused = await self.pool.get(address)
+                    try:
+                        await send_request(conn, head, first, more, receive_chunk, use_chunked)
+                        response = await conn.read_head(head_only)
+                    except BaseException:
+                        conn.reusable = False
+                        conn.release()
+                        raise
+            except TimeoutError:
+                await _reply(send, 504, f"function {key[1]}.{key[0]} timed out", extra)
+                return 504
+            except (UpstreamError, OSError) as err:
+                retry = (attempt + 1 < attempts and (reused or isinstance(err, UpstreamError)
+                                                      and not err.sent))
+                if retry:
+                    continue
+                await _reply(send, 502, f"function {key[1]}.{key[0]} failed: {err}", extra)
+                return 502
+            await self._relay(response, send, extra)
+            return response.status
+        return 502  # pragma: no cover - the loop always returns
+
+    async def _relay(self, response: Any, send: Callable[..., Any],
+                     extra: list[tuple[bytes, bytes]]) -> None:
+        headers = [(k.lower(), v) for k, v in response.headers
+                   if k.lower() not in _HOP_BY_HOP]
+        await send({"type": "http.response.start", "status": response.status,
+                    "headers": headers + extra})
+        # A replica failing mid-body propagates: the server then aborts the connection, so
+        # the client sees a truncated response rather than a falsely complete one.
+        async with contextlib.aclosing(response.body()) as body:
+            async for chunk in body:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})

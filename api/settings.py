@@ -1,0 +1,152 @@
+"""Configuration from environment variables, checked once at start-up.
+
+Each bad value stops the start with a message that names the variable and says what it
+accepts. The names follow the original Docker FaaS and the OpenFaaS gateway where they exist.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h)?)+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)?")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the variable."""
+
+
+def parse_duration(text: str) -> float:
+    """Go-style durations (`60s`, `1m30s`, `500ms`) or plain seconds (`60`)."""
+    text = text.strip()
+    if not text or not _DURATION.match(text):
+        raise ValueError(f"{text!r} is not a duration (examples: 60, 60s, 1m30s, 500ms)")
+    return sum(float(n) * _UNIT[u] for n, u in _DURATION_PART.findall(text))
+
+
+@attrs.frozen
+class Settings:
+    gateway_port: int = 8080
+    metrics_port: int = 8082
+    bind: str = "0.0.0.0"
+    functions_network: str = "docker-faas-net"
+    auth_enabled: bool = True
+    auth_user: str = "admin"
+    auth_password: str = ""  # filled from AUTH_PASSWORD or the generated password file
+    auth_password_file: str = ""  # where a generated password is kept
+    state_db_path: str = "state/docker-faas.db"
+    log_level: str = "INFO"
+    read_timeout: float = 60.0
+    write_timeout: float = 60.0
+    exec_timeout: float = 60.0  # upstream timeout of an invocation
+    default_replicas: int = 1
+    max_replicas: int = 20
+    instance: str = "default"
+    health_interval: float = 0.5
+    resync_interval: float = 5.0
+    docker_host: str | None = None
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.state_db_path).resolve().parent
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: expected a whole number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={raw!r}: expected a number from {low} to {high}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r}: expected true or false")
+
+
+def _duration(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = parse_duration(raw)
+    except ValueError as err:
+        raise ConfigError(f"{name}: {err}") from None
+    if value <= 0:
+        raise ConfigError(f"{name}={raw!r}: must be more than zero")
+    return value
+
+
+def _name(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name) or default
+    if not _NAME.match(raw) or len(raw) > 40:
+        raise ConfigError(f"{name}={raw!r}: use lower-case letters, digits and '-' (at most 40)")
+    return raw
+
+
+def from_env(env: Mapping[str, str] | None = None) -> Settings:
+    """Read every variable; raise ConfigError naming the first bad one."""
+    env = os.environ if env is None else env
+    level = (env.get("LOG_LEVEL") or "info").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"LOG_LEVEL={env['LOG_LEVEL']!r}: expected debug, info, warning or error")
+    max_replicas = _int(env, "MAX_REPLICAS", 20, 1, 1000)
+    settings = Settings(
+        gateway_port=_int(env, "GATEWAY_PORT", 8080, 1, 65535),
+        metrics_port=_int(env, "METRICS_PORT", 8082, 1, 65535),
+        bind=env.get("BIND_ADDRESS") or "0.0.0.0",
+        functions_network=_name(env, "FUNCTIONS_NETWORK", "docker-faas-net"),
+        auth_enabled=_bool(env, "AUTH_ENABLED", True),
+        auth_user=env.get("AUTH_USER") or "admin",
+        auth_password=env.get("AUTH_PASSWORD") or "",
+        state_db_path=env.get("STATE_DB_PATH") or "state/docker-faas.db",
+        log_level=level,
+        read_timeout=_duration(env, "READ_TIMEOUT", 60.0),
+        write_timeout=_duration(env, "WRITE_TIMEOUT", 60.0),
+        exec_timeout=_duration(env, "EXEC_TIMEOUT", 60.0),
+        default_replicas=_int(env, "DEFAULT_REPLICAS", 1, 0, max_replicas),
+        max_replicas=max_replicas,
+        instance=_name(env, "DOCKER_FAAS_INSTANCE", "default"),
+        health_interval=_duration(env, "HEALTH_INTERVAL", 0.5),
+        resync_interval=_duration(env, "RESYNC_INTERVAL", 5.0),
+        docker_host=env.get("DOCKER_HOST") or None,
+    )
+    if settings.gateway_port == settings.metrics_port:
+        raise ConfigError("METRICS_PORT: must differ from GATEWAY_PORT")
+    return settings
+
+
+def with_password(settings: Settings) -> Settings:
+    """Fill in the password: AUTH_PASSWORD, else the kept file, else a new one (mode 0600)."""
+    path = settings.state_dir / "basic-auth-password"
+    if settings.auth_password:
+        return attrs.evolve(settings, auth_password_file="")
+    if path.exists():
+        password = path.read_text().strip()
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        password = secrets.token_urlsafe(18)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(password + "\n")
+    return attrs.evolve(settings, auth_password=password, auth_password_file=str(path))

@@ -1,0 +1,159 @@
+"""The /system endpoints: validate → decide → append → respond. They never call Docker.
+
+Reads come from the projected desired state plus the controller's view of healthy replicas;
+writes append events and return 202 at once — the controller converges in the background.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from api import wire
+from api.auth import ACTOR_KEY
+from api.context import Gateway
+from api.errors import ApiError, bad_request, text
+from events import decide
+from events.model import DEFAULT_NAMESPACE, stream_name
+
+VERSION = "0.1.0"
+SHA = "docker-faas"
+
+
+def _gw(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+async def _json(request: Request) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        raise bad_request("request body: expected JSON, got an empty body")
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise bad_request(f"request body: invalid JSON: {err}") from None
+
+
+def _commit(request: Request, namespace: str, name: str, events: list[Any]) -> None:
+    gw = _gw(request)
+    stream = stream_name(namespace, name)
+    state = gw.desired.get(namespace, name)
+    expected = state.version if state is not None else gw.store.stream_version(stream)
+    client = request.client
+    gw.append(
+        stream, events, expected,
+        actor=request.scope.get(ACTOR_KEY, "anonymous"),
+        request_id=request.headers.get("x-request-id") or gw.new_id(),
+        source=f"{client.host}:{client.port}" if client else "",
+        user_agent=request.headers.get("user-agent", ""),
+    )
+
+
+def _initial_replicas(gw: Gateway, labels: dict[str, str]) -> int:
+    raw = labels.get("com.openfaas.scale.min")
+    if raw is None:
+        return gw.settings.default_replicas
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_request(f"labels.com.openfaas.scale.min: {raw!r} is not a whole number") from None
+    if not 0 <= value <= gw.settings.max_replicas:
+        raise bad_request(
+            f"labels.com.openfaas.scale.min: {value} is outside 0..{gw.settings.max_replicas}"
+        )
+    return value
+
+
+async def deploy(request: Request) -> Response:
+    gw = _gw(request)
+    spec = wire.deployment(await _json(request), request.query_params.get("namespace"))
+    replicas = _initial_replicas(gw, dict(spec.labels))
+    _commit(request, spec.namespace, spec.name, decide.deploy(gw.desired, spec, replicas))
+    return text(202, "")
+
+
+async def update(request: Request) -> Response:
+    gw = _gw(request)
+    spec = wire.deployment(await _json(request), request.query_params.get("namespace"))
+    _initial_replicas(gw, dict(spec.labels))  # validates the label
+    _commit(request, spec.namespace, spec.name, decide.update(gw.desired, spec))
+    return text(202, "")
+
+
+async def delete(request: Request) -> Response:
+    gw = _gw(request)
+    body = await _json(request)
+    if not isinstance(body, dict):
+        raise bad_request("request body: expected {\"functionName\": \"...\"}")
+    name = wire.check_name(body.get("functionName"), "functionName")
+    namespace = wire.namespace_of(body.get("namespace"), request.query_params.get("namespace"))
+    if gw.desired.get(namespace, name) is None:
+        raise ApiError(404, f"function {name}.{namespace} not found")
+    _commit(request, namespace, name, decide.remove(gw.desired, namespace, name))
+    return text(202, "")
+
+
+async def scale(request: Request) -> Response:
+    gw = _gw(request)
+    body = await _json(request)
+    if not isinstance(body, dict):
+        raise bad_request("request body: expected {\"serviceName\": \"...\", \"replicas\": N}")
+    name = wire.check_name(
+        request.path_params.get("name") or body.get("serviceName"), "serviceName"
+    )
+    namespace = wire.namespace_of(body.get("namespace"), request.query_params.get("namespace"))
+    replicas = body.get("replicas")
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
+        raise bad_request("replicas: expected a whole number from 0 up")
+    if replicas > gw.settings.max_replicas:
+        raise bad_request(f"replicas: {replicas} is above MAX_REPLICAS ({gw.settings.max_replicas})")
+    if gw.desired.get(namespace, name) is None:
+        raise ApiError(404, f"function {name}.{namespace} not found")
+    _commit(request, namespace, name, decide.scale(gw.desired, namespace, name, replicas))
+    return text(202, "")
+
+
+async def list_functions(request: Request) -> Response:
+    gw = _gw(request)
+    namespace = wire.namespace_of(None, request.query_params.get("namespace"))
+    out = []
+    for state in gw.desired.in_namespace(namespace):
+        key = state.spec.key
+        fn = f"{key[1]}.{key[0]}"
+        out.append(wire.status(state, gw.available(key), gw.metrics.invocation_count(fn)))
+    return JSONResponse(out)
+
+
+async def get_function(request: Request) -> Response:
+    gw = _gw(request)
+    name = request.path_params["name"]
+    namespace = wire.namespace_of(None, request.query_params.get("namespace"))
+    state = gw.desired.get(namespace, name)
+    if state is None:
+        return Response(status_code=404)
+    return JSONResponse(wire.status(state, gw.available(state.spec.key)))
+
+
+async def info(request: Request) -> Response:
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    return JSONResponse({
+        "provider": {
+            "provider": "docker-faas",
+            "orchestration": "docker",
+            "version": {"sha": SHA, "release": VERSION},
+        },
+        "version": {"commit_message": "docker-faas", "sha": SHA, "release": VERSION},
+        "arch": arch,
+    })
+
+
+async def healthz(request: Request) -> Response:
+    return Response(status_code=200)
+
+
+__all__ = ["DEFAULT_NAMESPACE"]

@@ -1,0 +1,208 @@
+"""The reconcile loop: observe Docker, plan, perform — per function, forever.
+
+Wake-ups come from three places: appended events (the desired state changed), Docker
+container events (a replica died or vanished) and a periodic resync that catches anything
+missed. Work items carry only a function key; each pass re-reads the desired state and the
+function's containers, so a burst of wake-ups collapses into one pass. One function is
+reconciled at a time; different functions run concurrently; a failing function retries with
+back-off and never stalls the others. When the engine goes away the loop waits and
+reconnects, then resyncs everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+
+import attrs
+
+from controller import labels as L
+from controller.docker import DockerAdapter, EngineError, EngineUnavailable
+from controller.health import HealthTracker
+from controller.model import CreateReplica, FunctionKey, ObservedReplica, RemoveReplica, Target
+from controller.plan import plan_function
+from controller.render import RenderSettings, replica_config, spec_hash
+from events.model import Desired
+
+log = logging.getLogger("docker_faas.controller")
+
+
+@attrs.frozen
+class ControllerSettings:
+    instance: str
+    network: str
+    resync_interval: float = 5.0
+    health_interval: float = 0.5
+    stop_grace: float = 5.0  # SIGTERM → SIGKILL for replicas that still serve
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+
+
+class Controller:
+    def __init__(
+        self,
+        docker: DockerAdapter,
+        desired: Callable[[], Desired],
+        settings: ControllerSettings,
+    ) -> None:
+        self.docker = docker
+        self._desired = desired
+        self.settings = settings
+        self.render = RenderSettings(instance=settings.instance, network=settings.network)
+        self.health = HealthTracker(interval=settings.health_interval)
+        self.errors: dict[FunctionKey, str] = {}  # last failure per function, for status
+        self._dirty: set[FunctionKey] = set()
+        self._workers: dict[FunctionKey, asyncio.Task[None]] = {}
+        self._backoff: dict[FunctionKey, float] = {}
+        self._known: set[FunctionKey] = set()
+        self._engine_up = asyncio.Event()
+
+    # ---- wake-ups ----
+    def wake(self, keys: Iterable[FunctionKey]) -> None:
+        for key in keys:
+            self._kick(key)
+
+    def _kick(self, key: FunctionKey) -> None:
+        self._dirty.add(key)
+        if key not in self._workers:
+            self._workers[key] = asyncio.get_running_loop().create_task(self._work(key))
+
+    async def _work(self, key: FunctionKey) -> None:
+        try:
+            while key in self._dirty:
+                self._dirty.discard(key)
+                await self._reconcile_guarded(key)
+        finally:
+            del self._workers[key]
+
+    async def _reconcile_guarded(self, key: FunctionKey) -> None:
+        try:
+            await self.reconcile(key)
+        except (EngineError, EngineUnavailable) as err:
+            self._retry_later(key, str(err))
+            if isinstance(err, EngineUnavailable):
+                self._engine_up.clear()
+        except Exception as err:  # a bug must not kill the loop; it is logged and retried
+            log.exception("reconcile %s/%s failed", *key)
+            self._retry_later(key, f"internal error: {err}")
+        else:
+            self._backoff.pop(key, None)
+            self.errors.pop(key, None)
+
+    def _retry_later(self, key: FunctionKey, reason: str) -> None:
+        delay = self._backoff.get(key, self.settings.backoff_initial)
+        self._backoff[key] = min(delay * 2, self.settings.backoff_max)
+        self.errors[key] = reason
+        log.warning("%s/%s: %s; retrying in %.1fs", key[0], key[1], reason, delay)
+        asyncio.get_running_loop().call_later(delay, self._kick, key)
+
+    # ---- one pass over one function ----
+    def target(self, key: FunctionKey) -> Target | None:
+        state = self._desired().get(*key)
+        if state is None:
+            return None
+        return Target(state.replicas, spec_hash(state.spec, self.render))
+
+    async def observe(self, key: FunctionKey) -> list[ObservedReplica]:
+        raw = await self.docker.list_containers(L.instance_filter(self.settings.instance, *key))
+        return [ObservedReplica.from_container(c, self.settings.network) for c in raw]
+
+    async def reconcile(self, key: FunctionKey) -> None:
+        observed = await self.observe(key)
+        actions = plan_function(key, self.target(key), observed)
+        for action in actions:
+            if isinstance(action, CreateReplica):
+                state = self._desired().get(*key)
+                if state is None:  # removed while we worked; the next pass cleans up
+                    break
+                name, config = replica_config(
+                    state.spec, self.render, action.replica, action.spec_hash
+                )
+                log.info("create %s", name)
+                await self.docker.create_and_start(name, config)
+            elif isinstance(action, RemoveReplica):
+                log.info("remove %s (%s/%s: %s)", action.id[:12], *key, action.reason)
+                self.health.withdraw(action.id)
+                live = not action.reason.startswith("not running")
+                await self.docker.remove(
+                    action.id, stop_timeout=self.settings.stop_grace if live else 0
+                )
+            if isinstance(action, CreateReplica):
+                # let the new replica be seen (and probed) as soon as it exists
+                self.health.observe(key, await self.observe(key))
+        if actions:
+            observed = await self.observe(key)
+        self.health.observe(key, observed)
+        if observed or self.target(key) is not None:
+            self._known.add(key)
+        else:
+            self._known.discard(key)
+
+    # ---- the whole loop ----
+    async def resync(self) -> None:
+        """Kick every function that is desired or has containers."""
+        raw = await self.docker.list_containers(L.instance_filter(self.settings.instance))
+        keys = {ObservedReplica.from_container(c, self.settings.network).key for c in raw}
+        keys |= set(self._desired().functions)
+        keys |= self._known
+        self.wake(keys)
+
+    async def _watch_events(self) -> None:
+        async for event in self.docker.events(L.instance_filter(self.settings.instance)):
+            attributes = (event.get("Actor") or {}).get("Attributes") or {}
+            key = (attributes.get(L.NAMESPACE, ""), attributes.get(L.FUNCTION, ""))
+            status = event.get("status") or event.get("Action") or ""
+            if status in ("die", "kill", "oom", "stop", "destroy") and event.get("id"):
+                self.health.withdraw(event["id"])
+            if status in ("die", "destroy", "oom") and key[1]:
+                self._kick(key)
+
+    async def _periodic_resync(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.resync_interval)
+            with contextlib.suppress(EngineError, EngineUnavailable):
+                await self.resync()
+
+    async def _session(self) -> None:
+        """One connected period: set up, resync, then follow events until the engine goes."""
+        await self.docker.ensure_network(
+            self.settings.network, {L.INSTANCE: self.settings.instance}
+        )
+        self._engine_up.set()
+        await self.resync()
+        await self._watch_events()
+
+    async def run(self) -> None:
+        tasks = [
+            asyncio.create_task(self.health.run()),
+            asyncio.create_task(self._periodic_resync()),
+        ]
+        delay = self.settings.backoff_initial
+        try:
+            while True:
+                try:
+                    await self._session()
+                    reason = "event stream ended"
+                except (EngineUnavailable, EngineError) as err:
+                    reason = str(err)
+                self._engine_up.clear()
+                log.warning("docker engine: %s; reconnecting in %.1fs", reason, delay)
+                await self.docker.close()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.backoff_max)
+                with contextlib.suppress(EngineError, EngineUnavailable):
+                    await self.docker.ping()
+                    delay = self.settings.backoff_initial
+        finally:
+            for task in tasks + list(self._workers.values()):
+                task.cancel()
+            await asyncio.gather(*tasks, *self._workers.values(), return_exceptions=True)
+            await self.health.close()
+
+    async def idle(self, timeout: float = 30.0) -> None:
+        """Wait until no function has pending work (for tests and the CLI)."""
+        async with asyncio.timeout(timeout):
+            while self._workers or self._dirty:
+                await asyncio.sleep(0.05)

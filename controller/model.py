@@ -1,0 +1,82 @@
+"""What the controller sees of Docker, and the actions it may take — plain values.
+
+`ObservedReplica.from_container` is the one place that reads Docker's container-list JSON;
+everything above it works with these frozen values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from controller import labels as L
+
+FunctionKey = tuple[str, str]  # (namespace, name)
+
+
+@attrs.frozen
+class ObservedReplica:
+    id: str
+    namespace: str
+    function: str
+    replica: int  # -1 when the label is missing or malformed
+    spec_hash: str
+    state: str  # Docker's State: created, running, exited, dead, paused, removing, ...
+    ip: str = ""
+    created: int = 0
+
+    @property
+    def key(self) -> FunctionKey:
+        return (self.namespace, self.function)
+
+    @property
+    def live(self) -> bool:
+        return self.state == "running"
+
+    @classmethod
+    def from_container(cls, data: dict[str, Any], network: str) -> ObservedReplica:
+        labels = data.get("Labels") or {}
+        try:
+            replica = int(labels.get(L.REPLICA, "-1"))
+        except ValueError:
+            replica = -1
+        networks = (data.get("NetworkSettings") or {}).get("Networks") or {}
+        ip = (networks.get(network) or {}).get("IPAddress") or ""
+        return cls(
+            id=data["Id"],
+            namespace=labels.get(L.NAMESPACE, ""),
+            function=labels.get(L.FUNCTION, ""),
+            replica=replica,
+            spec_hash=labels.get(L.SPEC_HASH, ""),
+            state=data.get("State", ""),
+            ip=ip,
+            created=int(data.get("Created", 0)),
+        )
+
+
+@attrs.frozen
+class Target:
+    """What plan() needs to know of one desired function."""
+
+    replicas: int
+    spec_hash: str
+
+
+@attrs.frozen
+class CreateReplica:
+    namespace: str
+    function: str
+    replica: int
+    spec_hash: str
+
+
+@attrs.frozen
+class RemoveReplica:
+    id: str
+    namespace: str
+    function: str
+    reason: str
+
+
+Action = CreateReplica | RemoveReplica

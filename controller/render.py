@@ -1,0 +1,99 @@
+"""A function spec rendered into the Docker create config of one replica, plus its hash.
+
+The hash covers everything that reaches the engine, so two specs that would produce the same
+container have the same hash: a label-only change (say `com.openfaas.scale.max`) does not
+restart anything, while a new image, env var or limit replaces every replica. The hash is
+stored as a container label; drift detection is then a label comparison (plan.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import attrs
+
+from controller import labels as L
+from controller.quantities import engine_memory_bytes, nano_cpus
+from events.model import FunctionSpec
+
+# Bump when the rendering itself changes in a way that should roll every replica.
+RENDER_VERSION = 1
+WATCHDOG_PORT = 8080
+
+
+@attrs.frozen
+class RenderSettings:
+    instance: str
+    network: str
+
+
+def env_list(spec: FunctionSpec) -> list[str]:
+    """User env vars plus `fprocess`; as in faasd, an `fprocess` key in envVars wins."""
+    env = dict(spec.env_vars)
+    if spec.env_process and "fprocess" not in env:
+        env["fprocess"] = spec.env_process
+    return [f"{key}={value}" for key, value in sorted(env.items())]
+
+
+def _host_config(spec: FunctionSpec, settings: RenderSettings) -> dict[str, Any]:
+    host: dict[str, Any] = {
+        "NetworkMode": settings.network,
+        "RestartPolicy": {"Name": "no"},  # the controller restarts, with back-off
+    }
+    if spec.limits is not None and spec.limits.memory:
+        host["Memory"] = engine_memory_bytes(spec.limits.memory)
+    if spec.limits is not None and spec.limits.cpu:
+        host["NanoCpus"] = nano_cpus(spec.limits.cpu)
+    if spec.requests is not None and spec.requests.memory:
+        reservation = engine_memory_bytes(spec.requests.memory)
+        if "Memory" in host:
+            reservation = min(reservation, host["Memory"])
+        host["MemoryReservation"] = reservation
+    if spec.read_only_root_filesystem:
+        host["ReadonlyRootfs"] = True
+        # The watchdog's lock file and the function's scratch space live here.
+        host["Tmpfs"] = {"/tmp": "rw,nosuid,nodev,size=64m"}
+    return host
+
+
+def base_config(spec: FunctionSpec, settings: RenderSettings) -> dict[str, Any]:
+    """The create config shared by all replicas of a spec (no per-replica labels)."""
+    return {
+        "Image": spec.image,
+        "Env": env_list(spec),
+        "Hostname": spec.name,
+        "Labels": {
+            L.INSTANCE: settings.instance,
+            L.NAMESPACE: spec.namespace,
+            L.FUNCTION: spec.name,
+            L.FAAS_FUNCTION: spec.name,
+        },
+        "ExposedPorts": {f"{WATCHDOG_PORT}/tcp": {}},
+        "HostConfig": _host_config(spec, settings),
+    }
+
+
+def spec_hash(spec: FunctionSpec, settings: RenderSettings) -> str:
+    canonical = json.dumps(
+        {"render": RENDER_VERSION, "config": base_config(spec, settings)},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def container_name(instance: str, namespace: str, name: str, replica: int, hash_: str) -> str:
+    """Deterministic, so the engine's unique-name rule stops a duplicate of the same replica."""
+    return f"dfaas_{instance}_{namespace}_{name}_{replica}_{hash_[:8]}"
+
+
+def replica_config(
+    spec: FunctionSpec, settings: RenderSettings, replica: int, hash_: str
+) -> tuple[str, dict[str, Any]]:
+    """(container name, create config) for replica number `replica` of `spec`."""
+    config = base_config(spec, settings)
+    config["Labels"] = {**config["Labels"], L.REPLICA: str(replica), L.SPEC_HASH: hash_}
+    name = container_name(settings.instance, spec.namespace, spec.name, replica, hash_)
+    return name, config

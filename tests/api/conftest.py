@@ -1,0 +1,39 @@
+"""In-process API tests: the real app on a memory event log, no engine (handlers never call it)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from api.app import create_app
+from api.settings import Settings
+from events.memory import MemoryEventStore
+
+AUTH = ("admin", "secret")
+
+
+@pytest.fixture
+def store() -> MemoryEventStore:
+    return MemoryEventStore()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(auth_password="secret", max_replicas=10)
+
+
+@pytest.fixture
+async def client(store, settings):
+    ticks, ids = itertools.count(), itertools.count()
+    start = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    app = create_app(
+        settings, store=store, docker=None,
+        clock=lambda: start + timedelta(seconds=next(ticks)),
+        new_id=lambda: f"req-{next(ids)}",
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw", auth=AUTH) as c:
+        yield c
