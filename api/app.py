@@ -110,7 +110,7 @@ def create_app(
                 await docker.close()
             live.close()
 
-    api = Starlette(routes=ROUTES, exception_handlers=HANDLERS, lifespan=lifespan)  # type: ignore[arg-type]
+    api = Starlette(routes=ROUTES, exception_handlers=HANDLERS, lifespan=lifespan)
     api.state.gateway = gateway
     protected = BasicAuth(
         api, enabled=settings.auth_enabled, user=settings.auth_user,

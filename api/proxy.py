@@ -95,7 +95,7 @@ class FunctionProxy:
         if not self._exists(key):
             await _reply(send, 404, f"error finding function {function_name}: not found")
             return
-        self._metrics.started.labels(function_name).inc()
+        self._metrics.start(function_name)
 
         method = scope["method"].encode()
         query = scope.get("query_string") or b""

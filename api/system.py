@@ -111,7 +111,9 @@ async def scale(request: Request) -> Response:
     if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
         raise bad_request("replicas: expected a whole number from 0 up")
     if replicas > gw.settings.max_replicas:
-        raise bad_request(f"replicas: {replicas} is above MAX_REPLICAS ({gw.settings.max_replicas})")
+        raise bad_request(
+            f"replicas: {replicas} is above MAX_REPLICAS ({gw.settings.max_replicas})"
+        )
     if gw.desired.get(namespace, name) is None:
         raise ApiError(404, f"function {name}.{namespace} not found")
     _commit(request, namespace, name, decide.scale(gw.desired, namespace, name, replicas))

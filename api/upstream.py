@@ -138,7 +138,7 @@ class Pool:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 reader, writer = await asyncio.open_connection(*address, limit=_READ_SIZE)
-        except (OSError, asyncio.TimeoutError) as err:
+        except (TimeoutError, OSError) as err:
             raise UpstreamError(f"cannot connect to {address[0]}:{address[1]}: {err}",
                                 sent=False) from None
         return Connection(self, address, reader, writer), False

@@ -7,7 +7,6 @@ answer the engine gave (carrying its status). Nothing else in the project import
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
@@ -42,7 +41,7 @@ def _mapped() -> Iterator[None]:
         if err.status >= 900 or err.status == 0:
             raise EngineUnavailable(message) from err
         raise EngineError(err.status, message) from err
-    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
+    except (TimeoutError, aiohttp.ClientError, OSError) as err:
         raise EngineUnavailable(str(err) or type(err).__name__) from err
 
 

@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import itertools
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from controller.model import FunctionKey, ObservedReplica
 
@@ -31,7 +33,7 @@ async def probe(address: Address, path: str, timeout: float) -> bool:
             )
             status_line = await reader.readline()
         return status_line.split(b" ", 2)[1:2] == [b"200"]
-    except (OSError, asyncio.TimeoutError, IndexError):
+    except (TimeoutError, OSError, IndexError):
         return False
     finally:
         if writer is not None:
@@ -113,8 +115,8 @@ class HealthTracker:
             self._healthy[replica.id] = ok
             self._rebuild(replica.key)
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

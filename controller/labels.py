@@ -18,7 +18,9 @@ SPEC_HASH = PREFIX + "spec-hash"
 FAAS_FUNCTION = "faas_function"
 
 
-def instance_filter(instance: str, namespace: str | None = None, name: str | None = None) -> list[str]:
+def instance_filter(
+    instance: str, namespace: str | None = None, name: str | None = None
+) -> list[str]:
     """Docker `label=` filters selecting our containers, optionally one function's."""
     filters = [f"{INSTANCE}={instance}"]
     if namespace is not None:

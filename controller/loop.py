@@ -57,6 +57,7 @@ class Controller:
         self._workers: dict[FunctionKey, asyncio.Task[None]] = {}
         self._backoff: dict[FunctionKey, float] = {}
         self._known: set[FunctionKey] = set()
+        self._waiting: set[FunctionKey] = set()  # backing off: the resync leaves them be
         self._engine_up = asyncio.Event()
 
     # ---- wake-ups ----
@@ -96,7 +97,12 @@ class Controller:
         self._backoff[key] = min(delay * 2, self.settings.backoff_max)
         self.errors[key] = reason
         log.warning("%s/%s: %s; retrying in %.1fs", key[0], key[1], reason, delay)
-        asyncio.get_running_loop().call_later(delay, self._kick, key)
+        self._waiting.add(key)
+        asyncio.get_running_loop().call_later(delay, self._retry, key)
+
+    def _retry(self, key: FunctionKey) -> None:
+        self._waiting.discard(key)
+        self._kick(key)
 
     # ---- one pass over one function ----
     def target(self, key: FunctionKey) -> Target | None:
@@ -147,7 +153,7 @@ class Controller:
         keys = {ObservedReplica.from_container(c, self.settings.network).key for c in raw}
         keys |= set(self._desired().functions)
         keys |= self._known
-        self.wake(keys)
+        self.wake(keys - self._waiting)
 
     async def _watch_events(self) -> None:
         async for event in self.docker.events(L.instance_filter(self.settings.instance)):

@@ -63,7 +63,6 @@ def base_config(spec: FunctionSpec, settings: RenderSettings) -> dict[str, Any]:
     return {
         "Image": spec.image,
         "Env": env_list(spec),
-        "Hostname": spec.name,
         "Labels": {
             L.INSTANCE: settings.instance,
             L.NAMESPACE: spec.namespace,

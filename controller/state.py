@@ -43,12 +43,4 @@ class LiveDesired:
 
 def touched_keys(records: Iterable[Recorded]) -> set[tuple[str, str]]:
     """The (namespace, name) of every function the records change."""
-    keys: set[tuple[str, str]] = set()
-    for record in records:
-        event = record.event
-        spec = getattr(event, "spec", None)
-        if spec is not None:
-            keys.add(spec.key)
-        else:
-            keys.add((event.namespace, event.name))  # type: ignore[union-attr]
-    return keys
+    return {record.event.key for record in records}

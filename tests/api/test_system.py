@@ -163,3 +163,23 @@ async def test_namespaced_functions_are_independent(client):
                          json={"functionName": "env", "namespace": "team-b"})
     assert (await client.get("/system/function/env")).status_code == 200
     assert (await client.get("/system/function/env?namespace=team-b")).status_code == 404
+
+
+async def test_metrics_series_after_invocations(client):
+    import httpx
+
+    from api.app import create_metrics_app
+    await client.post("/system/functions", json=ENV)
+    await client.post("/function/env", content=b"x")  # 502: no replica
+    gateway = client._transport.app.gateway  # type: ignore[attr-defined]
+    transport = httpx.ASGITransport(app=create_metrics_app(gateway))
+    async with httpx.AsyncClient(transport=transport, base_url="http://m") as m:
+        text = (await m.get("/metrics")).text
+        assert (await m.get("/healthz")).text == "OK"
+    fn = 'function_name="env.openfaas-fn"'
+    assert f'gateway_function_invocation_total{{code="502",{fn}}} 1.0' in text
+    assert f"gateway_function_invocation_started{{{fn}}} 1.0" in text
+    assert f'gateway_functions_seconds_count{{code="502",{fn}}} 1.0' in text
+    assert f"gateway_service_count{{{fn}}} 1.0" in text
+    listed = (await client.get("/system/functions")).json()
+    assert listed[0]["invocationCount"] == 1

@@ -33,7 +33,8 @@ def worlds(draw: st.DrawFn) -> list[ObservedReplica]:
     return replicas
 
 
-def apply(world: list[ObservedReplica], actions: list, ids: itertools.count) -> list[ObservedReplica]:
+def apply(world: list[ObservedReplica], actions: list, ids: itertools.count
+          ) -> list[ObservedReplica]:
     """What the engine does with the actions: creates run, removes vanish."""
     world = list(world)
     for action in actions:

@@ -1,0 +1,93 @@
+"""An in-memory `EventStore` for tests and throwaway runs.
+
+It keeps the same contract as the SQLite store (the contract tests run against both) and
+even passes every event through the codec on append, so an event that the real store
+could not write or read back fails here too instead of only in production.
+"""
+
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from events.codec import decode, encode
+from events.store import ConcurrencyError, Recorded, Subscriber, Subscribers, as_utc
+from events.types import Event
+
+__all__ = ["MemoryEventStore"]
+
+
+class MemoryEventStore:
+    """The log as a Python list; positions are list indexes plus one."""
+
+    def __init__(self) -> None:
+        self._records: list[Recorded] = []
+        self._versions: dict[str, int] = {}
+        self._subscribers = Subscribers()
+        self._lock = threading.Lock()
+
+    def append(
+        self,
+        stream: str,
+        events: Sequence[Event],
+        expected_version: int,
+        *,
+        time: datetime,
+        actor: str,
+        request_id: str = "",
+        source: str = "",
+        user_agent: str = "",
+        correlation_id: str = "",
+    ) -> list[Recorded]:
+        time = as_utc(time)
+        stored = [decode(*encode(event)) for event in events]
+        with self._lock:
+            actual = self._versions.get(stream, 0)
+            if actual != expected_version:
+                raise ConcurrencyError(stream, expected_version, actual)
+            new = [
+                Recorded(
+                    position=len(self._records) + i,
+                    stream=stream,
+                    version=actual + i,
+                    time=time,
+                    actor=actor,
+                    request_id=request_id,
+                    event=event,
+                    source=source,
+                    user_agent=user_agent,
+                    correlation_id=correlation_id,
+                )
+                for i, event in enumerate(stored, start=1)
+            ]
+            self._records.extend(new)
+            if new:
+                self._versions[stream] = new[-1].version
+        if new:
+            self._subscribers.notify(new)
+        return new
+
+    def read_all(self, after: int = 0, limit: int | None = None) -> list[Recorded]:
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        start = max(after, 0)
+        end = None if limit is None else start + limit
+        with self._lock:
+            return self._records[start:end]
+
+    def read_stream(self, stream: str) -> list[Recorded]:
+        with self._lock:
+            return [r for r in self._records if r.stream == stream]
+
+    def stream_version(self, stream: str) -> int:
+        with self._lock:
+            return self._versions.get(stream, 0)
+
+    def head(self) -> int:
+        with self._lock:
+            return len(self._records)
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        return self._subscribers.add(callback)
+
+    def close(self) -> None:
+        """Nothing to release; the records stay readable."""
