@@ -79,12 +79,16 @@ class Controller:
             del self._workers[key]
 
     async def _reconcile_guarded(self, key: FunctionKey) -> None:
+        await self._engine_up.wait()  # the network exists and the engine answers
         try:
             await self.reconcile(key)
-        except (EngineError, EngineUnavailable) as err:
+        except EngineError as err:
             self._retry_later(key, str(err))
-            if isinstance(err, EngineUnavailable):
-                self._engine_up.clear()
+            if err.status == 404 and "network" in err.message:
+                with contextlib.suppress(EngineError, EngineUnavailable):
+                    await self._ensure_network()  # someone removed it under us
+        except EngineUnavailable as err:
+            self._retry_later(key, str(err))
         except Exception as err:  # a bug must not kill the loop; it is logged and retried
             log.exception("reconcile %s/%s failed", *key)
             self._retry_later(key, f"internal error: {err}")
@@ -171,11 +175,14 @@ class Controller:
             with contextlib.suppress(EngineError, EngineUnavailable):
                 await self.resync()
 
-    async def _session(self) -> None:
-        """One connected period: set up, resync, then follow events until the engine goes."""
+    async def _ensure_network(self) -> None:
         await self.docker.ensure_network(
             self.settings.network, {L.INSTANCE: self.settings.instance}
         )
+
+    async def _session(self) -> None:
+        """One connected period: set up, resync, then follow events until the engine goes."""
+        await self._ensure_network()
         self._engine_up.set()
         await self.resync()
         await self._watch_events()

@@ -1,0 +1,178 @@
+"""Proxy benchmark: the same function called direct, through nginx and through the gateway.
+
+Starts a gateway (its own instance label and network), deploys the `http-echo` fixture,
+starts nginx (Debian package, one worker, upstream keep-alive) in front of the same
+container, and drives each with `hey` at concurrency 1, 16 and 64. Prints requests/s,
+p50/p99 latency, the proxy's CPU per request (from /proc/<pid>/stat) and the ratios
+gateway/nginx and gateway/direct. Bounded: a few seconds per run, loopback and the Docker
+bridge only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.conftest import Gateway, docker, remove_instance  # noqa: E402
+
+CLK = os.sysconf("SC_CLK_TCK")
+BODY = "hello world"
+
+
+def ensure_tools() -> None:
+    found = {t: shutil.which(t) or Path(f"/usr/sbin/{t}").exists() for t in ("hey", "nginx")}
+    missing = [t for t, ok in found.items() if not ok]
+    if missing:
+        packages = {"hey": "hey", "nginx": "nginx-light"}
+        subprocess.run(["apt-get", "install", "-y", "-qq", *(packages[m] for m in missing)],
+                       check=True, stdout=subprocess.DEVNULL)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / CLK
+
+
+def hey(url: str, concurrency: int, seconds: float, pids: list[int]) -> dict[str, float]:
+    before = cpu_seconds(pids)
+    out = subprocess.run(
+        ["hey", "-z", f"{seconds}s", "-c", str(concurrency), "-m", "POST", "-d", BODY,
+         "-T", "text/plain", url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    used = cpu_seconds(pids) - before
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    codes = re.findall(r"\[(\d{3})\]\s+(\d+) responses", out)
+    total = sum(int(n) for _, n in codes)
+    ok = sum(int(n) for code, n in codes if code == "200")
+    errors = out.split("Error distribution:")[1] if "Error distribution:" in out else ""
+    failed = sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]\s", errors, re.M))
+    pct = dict(re.findall(r"\s(\d+)% in ([\d.]+) secs", out))
+    mean = float(re.search(r"Average:\s+([\d.]+) secs", out).group(1))  # type: ignore[union-attr]
+    return {
+        "rps": rps, "p50_ms": float(pct.get("50", "nan")) * 1000,
+        "p99_ms": float(pct.get("99", "nan")) * 1000, "mean_ms": mean * 1000,
+        "errors": total - ok + failed,
+        "cpu_us_per_req": (used / total * 1e6) if pids and total else float("nan"),
+    }
+
+
+NGINX_CONF = """
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  upstream fn {{ server {upstream}; keepalive 128; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://fn;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_request_buffering off;
+    }}
+  }}
+}}
+"""
+
+
+def start_nginx(upstream: str, port: int, prefix: Path) -> subprocess.Popen[bytes]:
+    conf = prefix / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(prefix=prefix, upstream=upstream, port=port))
+    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(prefix), "-g", "daemon off;"])
+    for _ in range(50):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError("nginx did not start")
+
+
+def nginx_worker(master: int) -> list[int]:
+    children = Path(f"/proc/{master}/task/{master}/children")
+    return [int(p) for p in children.read_text().split()] if children.exists() else [master]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument("--json", default=str(ROOT / "test-artifacts" / "bench-proxy.json"))
+    args = parser.parse_args()
+    ensure_tools()
+    levels = [int(c) for c in args.concurrency.split(",")]
+    tmp = Path(tempfile.mkdtemp(prefix="dfaas-bench-"))
+    gw = Gateway(tmp, LOG_LEVEL="warning")
+    gw.instance = "t-bench"
+    gw.env.update(DOCKER_FAAS_INSTANCE=gw.instance, FUNCTIONS_NETWORK="dfaas-t-bench")
+    remove_instance(gw.instance)
+    nginx = None
+    try:
+        gw.start()
+        gw.deploy("http-echo", "http-echo")
+        gw.invoke_until("http-echo", lambda r: r.status_code == 200, data=b"warm up")
+        [cid] = gw.containers("http-echo")
+        ip = docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                    cid)
+        port = 18000 + os.getpid() % 1000
+        nginx = start_nginx(f"{ip}:8080", port, tmp)
+        targets = {
+            "direct": (f"http://{ip}:8080/", []),
+            "nginx": (f"http://127.0.0.1:{port}/", nginx_worker(nginx.pid)),
+            "gateway": (f"{gw.url}/function/http-echo", [gw.proc.pid]),  # type: ignore[union-attr]
+        }
+        results: dict[str, dict[int, dict[str, float]]] = {t: {} for t in targets}
+        for c in levels:
+            for target, (url, pids) in targets.items():
+                hey(url, c, 1.0, pids)  # warm the keep-alive pools
+                results[target][c] = hey(url, c, args.seconds, pids)
+        print(f"\nhttp-echo fixture, {args.seconds:.0f} s per run, 11-byte POST bodies (hey)\n")
+        print(f"{'target':8} {'c':>3} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} "
+              f"{'CPU µs/req':>10} {'errors':>6}")
+        for target in targets:
+            for c in levels:
+                r = results[target][c]
+                print(f"{target:8} {c:>3} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+                      f"{r['mean_ms']:>8.2f} {r['cpu_us_per_req']:>10.0f} {r['errors']:>6.0f}")
+        print("\nratios (req/s):")
+        for c in levels:
+            g, n, d = (results[t][c]["rps"] for t in ("gateway", "nginx", "direct"))
+            added = results["gateway"][c]["mean_ms"] - results["direct"][c]["mean_ms"]
+            print(f"  c={c:<3} gateway/nginx {g / n:.2f}   gateway/direct {g / d:.2f}   "
+                  f"nginx/direct {n / d:.2f}   gateway added mean latency {added:.2f} ms")
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    finally:
+        if nginx is not None:
+            nginx.terminate()
+            nginx.wait()
+        gw.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
