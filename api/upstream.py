@@ -52,6 +52,7 @@ class Connection:
         self._chunks: list[bytes] = []
         self._headers_done = False
         self._done = False
+        self._until_eof = False
         self._parser = httptools.HttpResponseParser(self)
         self.reusable = False
 
@@ -62,6 +63,10 @@ class Connection:
     def on_headers_complete(self) -> None:
         self._headers_done = True
         self._status = self._parser.get_status_code()
+        # A body framed by neither Content-Length nor chunked coding runs until EOF.
+        framed = any(n.lower() in (b"content-length", b"transfer-encoding")
+                     for n, _ in self._headers)
+        self._until_eof = not framed and self._status not in (204, 304) and self._status >= 200
 
     def on_body(self, body: bytes) -> None:
         self._chunks.append(body)
@@ -72,11 +77,14 @@ class Connection:
     def _reset(self) -> None:
         self._parser = httptools.HttpResponseParser(self)
         self._status, self._headers, self._chunks = 0, [], []
-        self._headers_done = self._done = False
+        self._headers_done = self._done = self._until_eof = False
 
     async def _feed(self) -> None:
         data = await self.reader.read(_READ_SIZE)
         if not data:
+            if self._headers_done and self._until_eof:
+                self._done, self.reusable = True, False
+                return
             raise ConnectionResetError("replica closed the connection")
         try:
             self._parser.feed_data(data)
