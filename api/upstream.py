@@ -53,6 +53,7 @@ class Connection:
         self._headers_done = False
         self._done = False
         self._until_eof = False
+        self._keep_alive = False
         self._parser = httptools.HttpResponseParser(self)
         self.reusable = False
 
@@ -73,11 +74,13 @@ class Connection:
 
     def on_message_complete(self) -> None:
         self._done = True
+        # asked here: once the callback returns, the parser has moved on to the next message
+        self._keep_alive = self._parser.should_keep_alive()
 
     def _reset(self) -> None:
         self._parser = httptools.HttpResponseParser(self)
         self._status, self._headers, self._chunks = 0, [], []
-        self._headers_done = self._done = self._until_eof = False
+        self._headers_done = self._done = self._until_eof = self._keep_alive = False
 
     async def _feed(self) -> None:
         data = await self.reader.read(_READ_SIZE)
@@ -111,7 +114,7 @@ class Connection:
                 if self._done:
                     break
                 await self._feed()
-            self.reusable = self.reusable and self._parser.should_keep_alive()
+            self.reusable = self.reusable and self._keep_alive
         finally:
             self.release()
 
