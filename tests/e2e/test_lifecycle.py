@@ -151,3 +151,14 @@ def test_scale_up_round_robins_and_scale_down(gateway: Gateway) -> None:
     assert len(hosts) == 3
     gateway.client.post("/system/scale-function/env", json={"replicas": 1})
     gateway.wait_for("one replica", lambda: len(gateway.containers("env")) == 1)
+
+
+def test_a_broken_function_does_not_stall_the_others(gateway: Gateway) -> None:
+    r = gateway.client.post("/system/functions", json={
+        "service": "broken", "image": "docker-faas-fixtures/no-such-image:latest"})
+    assert r.status_code == 202
+    gateway.deploy("echo", "echo")
+    r = gateway.invoke_until("echo", lambda r: r.status_code == 200, data=b"still fine")
+    assert r.text == "still fine"
+    assert gateway.client.post("/function/broken", content=b"x").status_code == 502
+    assert gateway.containers("broken", running_only=False) == []

@@ -1,0 +1,58 @@
+"""Configuration from the environment: defaults, bad values named, the kept password."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from api.settings import ConfigError, from_env, parse_duration, with_password
+
+
+def test_defaults():
+    s = from_env({})
+    assert (s.gateway_port, s.metrics_port, s.functions_network) == (8080, 8082, "docker-faas-net")
+    assert s.auth_enabled and s.auth_user == "admin" and s.default_replicas == 1
+    assert s.read_timeout == s.write_timeout == s.exec_timeout == 60.0
+
+
+@pytest.mark.parametrize("text,seconds", [
+    ("60", 60), ("60s", 60), ("1m30s", 90), ("500ms", 0.5), ("1h", 3600), ("2.5s", 2.5),
+])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("env,name", [
+    ({"GATEWAY_PORT": "eighty"}, "GATEWAY_PORT"),
+    ({"GATEWAY_PORT": "70000"}, "GATEWAY_PORT"),
+    ({"METRICS_PORT": "8080"}, "METRICS_PORT"),
+    ({"AUTH_ENABLED": "maybe"}, "AUTH_ENABLED"),
+    ({"READ_TIMEOUT": "soon"}, "READ_TIMEOUT"),
+    ({"EXEC_TIMEOUT": "0s"}, "EXEC_TIMEOUT"),
+    ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
+    ({"DEFAULT_REPLICAS": "-1"}, "DEFAULT_REPLICAS"),
+    ({"MAX_REPLICAS": "3", "DEFAULT_REPLICAS": "4"}, "DEFAULT_REPLICAS"),
+    ({"FUNCTIONS_NETWORK": "Bad Net"}, "FUNCTIONS_NETWORK"),
+])
+def test_bad_values_name_the_variable(env, name):
+    with pytest.raises(ConfigError, match=name):
+        from_env(env)
+
+
+def test_generated_password_is_kept_with_mode_0600(tmp_path):
+    settings = from_env({"STATE_DB_PATH": str(tmp_path / "s" / "log.db")})
+    first = with_password(settings)
+    path = tmp_path / "s" / "basic-auth-password"
+    assert len(first.auth_password) >= 16
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert with_password(settings).auth_password == first.auth_password
+    given = from_env({"STATE_DB_PATH": str(tmp_path / "s" / "log.db"), "AUTH_PASSWORD": "pw"})
+    assert with_password(given).auth_password == "pw"
+
+
+def test_serve_refuses_bad_config(monkeypatch, capsys):
+    from api.cli import main
+    monkeypatch.setenv("GATEWAY_PORT", "nope")
+    assert main(["password"]) == 2
+    assert "GATEWAY_PORT" in capsys.readouterr().err
