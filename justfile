@@ -45,7 +45,7 @@ up: setup engine images
       password: ${pass}
 
     Try a function:
-      curl -u ${user}:${pass} -X POST http://127.0.0.1:${port}/system/functions \
+      curl -u ${user}:${pass} -X POST http://127.0.0.1:${port}/system/functions \\
         -d '{"service":"echo","image":"docker-faas-fixtures/echo:latest"}'
       curl -d 'hello' http://127.0.0.1:${port}/function/echo
 
