@@ -31,6 +31,7 @@ from api.routes import ROUTES
 from api.settings import Settings
 from controller.docker import DockerAdapter
 from controller.loop import Controller, ControllerSettings
+from controller.secrets import SecretVault
 from controller.state import LiveDesired, touched_keys
 from events.store import EventStore
 
@@ -68,9 +69,10 @@ def create_app(
     new_id: Callable[[], str] = new_request_id,
 ) -> GatewayApp:
     live = LiveDesired(store)
+    vault = SecretVault(settings.state_dir / "secrets.db", settings.state_dir / "secrets.key")
     gateway = Gateway(
         settings=settings, store=store, live=live,
-        metrics=GatewayMetrics(lambda: live.current), clock=clock, new_id=new_id,
+        metrics=GatewayMetrics(lambda: live.current), clock=clock, new_id=new_id, vault=vault,
     )
     if docker is not None:
         controller = Controller(
@@ -79,9 +81,11 @@ def create_app(
             ControllerSettings(
                 instance=settings.instance,
                 network=settings.functions_network,
+                secrets_dir=settings.secrets_dir,
                 resync_interval=settings.resync_interval,
                 health_interval=settings.health_interval,
             ),
+            vault,
         )
         gateway.controller = controller
         live.listen(lambda records: controller.wake(touched_keys(records)))
@@ -109,6 +113,7 @@ def create_app(
             if docker is not None:
                 await docker.close()
             live.close()
+            vault.close()
 
     api = Starlette(routes=ROUTES, exception_handlers=HANDLERS, lifespan=lifespan)
     api.state.gateway = gateway

@@ -14,6 +14,7 @@ import attrs
 from api.metrics import GatewayMetrics
 from api.settings import Settings
 from controller.loop import Controller
+from controller.secrets import SecretVault
 from controller.state import LiveDesired
 from events.model import Desired
 from events.store import EventStore, Recorded
@@ -27,6 +28,7 @@ class Gateway:
     metrics: GatewayMetrics
     clock: Callable[[], datetime]
     new_id: Callable[[], str]
+    vault: SecretVault
     controller: Controller | None = None
 
     @property

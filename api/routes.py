@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from api import system
+from api import namespaces, secrets, system
 
 ROUTES = [
     Route("/healthz", system.healthz, methods=["GET", "HEAD"]),
@@ -15,4 +15,14 @@ ROUTES = [
     Route("/system/functions", system.delete, methods=["DELETE"]),
     Route("/system/function/{name}", system.get_function, methods=["GET"]),
     Route("/system/scale-function/{name}", system.scale, methods=["POST"]),
+    Route("/system/secrets", secrets.list_secrets, methods=["GET"]),
+    Route("/system/secrets", secrets.create_secret, methods=["POST"]),
+    Route("/system/secrets", secrets.update_secret, methods=["PUT"]),
+    Route("/system/secrets", secrets.delete_secret, methods=["DELETE"]),
+    Route("/system/namespaces", namespaces.list_namespaces, methods=["GET"]),
+    Route("/system/namespace/{ns}", namespaces.get_namespace, methods=["GET"]),
+    Route("/system/namespace/", namespaces.create_namespace, methods=["POST"]),
+    Route("/system/namespace/{ns}", namespaces.create_namespace, methods=["POST"]),
+    Route("/system/namespace/{ns}", namespaces.update_namespace, methods=["PUT"]),
+    Route("/system/namespace/{ns}", namespaces.delete_namespace, methods=["DELETE"]),
 ]

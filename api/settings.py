@@ -53,6 +53,7 @@ class Settings:
     health_interval: float = 0.5
     resync_interval: float = 5.0
     docker_host: str | None = None
+    secrets_dir: str = ""  # host directory for secret files; default /run/docker-faas/<instance>
 
     @property
     def state_dir(self) -> Path:
@@ -131,6 +132,10 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         resync_interval=_duration(env, "RESYNC_INTERVAL", 5.0),
         docker_host=env.get("DOCKER_HOST") or None,
     )
+    secrets_dir = env.get("SECRETS_DIR") or f"/run/docker-faas/{settings.instance}/secrets"
+    if not secrets_dir.startswith("/"):
+        raise ConfigError(f"SECRETS_DIR={secrets_dir!r}: expected an absolute path")
+    settings = attrs.evolve(settings, secrets_dir=secrets_dir)
     if settings.gateway_port == settings.metrics_port:
         raise ConfigError("METRICS_PORT: must differ from GATEWAY_PORT")
     return settings

@@ -18,18 +18,19 @@ from api.auth import ACTOR_KEY
 from api.context import Gateway
 from api.errors import ApiError, bad_request, text
 from events import decide
-from events.model import DEFAULT_NAMESPACE, stream_name
+from events.model import DEFAULT_NAMESPACE
+from events.types import Event, stream_of
 
 VERSION = "0.1.0"
 SHA = "docker-faas"
 
 
-def _gw(request: Request) -> Gateway:
+def gateway_of(request: Request) -> Gateway:
     gateway: Gateway = request.app.state.gateway
     return gateway
 
 
-async def _json(request: Request) -> Any:
+async def read_json(request: Request) -> Any:
     raw = await request.body()
     if not raw.strip():
         raise bad_request("request body: expected JSON, got an empty body")
@@ -39,14 +40,30 @@ async def _json(request: Request) -> Any:
         raise bad_request(f"request body: invalid JSON: {err}") from None
 
 
-def _commit(request: Request, namespace: str, name: str, events: list[Any]) -> None:
-    gw = _gw(request)
-    stream = stream_name(namespace, name)
-    state = gw.desired.get(namespace, name)
-    expected = state.version if state is not None else gw.store.stream_version(stream)
+def namespace_param(request: Request, body_value: Any = None) -> str:
+    """The namespace a request names (body, then query, then the default); 400 if unknown."""
+    namespace = wire.namespace_of(body_value, request.query_params.get("namespace"))
+    if not gateway_of(request).desired.has_namespace(namespace):
+        raise bad_request(f"namespace: {namespace!r} does not exist")
+    return namespace
+
+
+def commit(request: Request, events: list[Event], expected: int | None = None) -> None:
+    """Append the events of one stream, recording who asked, from where and with what.
+
+    `expected` defaults to the stream's version in the store: handlers decide and append
+    with no await in between, so within this process nothing can slip in; a second gateway
+    on the same log is caught by the store's version check (409).
+    """
+    if not events:
+        return
+    gw = gateway_of(request)
+    stream = stream_of(events[0])
+    if expected is None:
+        expected = gw.store.stream_version(stream)
     client = request.client
     gw.append(
-        stream, events, expected,
+        stream, list(events), expected,
         actor=request.scope.get(ACTOR_KEY, "anonymous"),
         request_id=request.headers.get("x-request-id") or gw.new_id(),
         source=f"{client.host}:{client.port}" if client else "",
@@ -70,43 +87,43 @@ def _initial_replicas(gw: Gateway, labels: dict[str, str]) -> int:
 
 
 async def deploy(request: Request) -> Response:
-    gw = _gw(request)
-    spec = wire.deployment(await _json(request), request.query_params.get("namespace"))
+    gw = gateway_of(request)
+    spec = wire.deployment(await read_json(request), request.query_params.get("namespace"))
     replicas = _initial_replicas(gw, dict(spec.labels))
-    _commit(request, spec.namespace, spec.name, decide.deploy(gw.desired, spec, replicas))
+    commit(request, decide.deploy(gw.desired, spec, replicas))
     return text(202, "")
 
 
 async def update(request: Request) -> Response:
-    gw = _gw(request)
-    spec = wire.deployment(await _json(request), request.query_params.get("namespace"))
+    gw = gateway_of(request)
+    spec = wire.deployment(await read_json(request), request.query_params.get("namespace"))
     _initial_replicas(gw, dict(spec.labels))  # validates the label
-    _commit(request, spec.namespace, spec.name, decide.update(gw.desired, spec))
+    commit(request, decide.update(gw.desired, spec))
     return text(202, "")
 
 
 async def delete(request: Request) -> Response:
-    gw = _gw(request)
-    body = await _json(request)
+    gw = gateway_of(request)
+    body = await read_json(request)
     if not isinstance(body, dict):
         raise bad_request("request body: expected {\"functionName\": \"...\"}")
     name = wire.check_name(body.get("functionName"), "functionName")
-    namespace = wire.namespace_of(body.get("namespace"), request.query_params.get("namespace"))
+    namespace = namespace_param(request, body.get("namespace"))
     if gw.desired.get(namespace, name) is None:
         raise ApiError(404, f"function {name}.{namespace} not found")
-    _commit(request, namespace, name, decide.remove(gw.desired, namespace, name))
+    commit(request, decide.remove(gw.desired, namespace, name))
     return text(202, "")
 
 
 async def scale(request: Request) -> Response:
-    gw = _gw(request)
-    body = await _json(request)
+    gw = gateway_of(request)
+    body = await read_json(request)
     if not isinstance(body, dict):
         raise bad_request("request body: expected {\"serviceName\": \"...\", \"replicas\": N}")
     name = wire.check_name(
         request.path_params.get("name") or body.get("serviceName"), "serviceName"
     )
-    namespace = wire.namespace_of(body.get("namespace"), request.query_params.get("namespace"))
+    namespace = namespace_param(request, body.get("namespace"))
     replicas = body.get("replicas")
     if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
         raise bad_request("replicas: expected a whole number from 0 up")
@@ -116,13 +133,13 @@ async def scale(request: Request) -> Response:
         )
     if gw.desired.get(namespace, name) is None:
         raise ApiError(404, f"function {name}.{namespace} not found")
-    _commit(request, namespace, name, decide.scale(gw.desired, namespace, name, replicas))
+    commit(request, decide.scale(gw.desired, namespace, name, replicas))
     return text(202, "")
 
 
 async def list_functions(request: Request) -> Response:
-    gw = _gw(request)
-    namespace = wire.namespace_of(None, request.query_params.get("namespace"))
+    gw = gateway_of(request)
+    namespace = namespace_param(request)
     out = []
     for state in gw.desired.in_namespace(namespace):
         key = state.spec.key
@@ -132,9 +149,9 @@ async def list_functions(request: Request) -> Response:
 
 
 async def get_function(request: Request) -> Response:
-    gw = _gw(request)
+    gw = gateway_of(request)
     name = request.path_params["name"]
-    namespace = wire.namespace_of(None, request.query_params.get("namespace"))
+    namespace = namespace_param(request)
     state = gw.desired.get(namespace, name)
     if state is None:
         return Response(status_code=404)

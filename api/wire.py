@@ -41,7 +41,7 @@ def namespace_of(body_value: Any, query_value: str | None) -> str:
     return check_name(value, "namespace")
 
 
-def _string_map(body: Mapping[str, Any], field: str) -> dict[str, str]:
+def string_map(body: Mapping[str, Any], field: str) -> dict[str, str]:
     value = body.get(field)
     if value is None:
         return {}
@@ -98,7 +98,7 @@ def deployment(body: Any, query_namespace: str | None) -> FunctionSpec:
     read_only = body.get("readOnlyRootFilesystem") or False
     if not isinstance(read_only, bool):
         raise bad_request("readOnlyRootFilesystem: expected true or false")
-    env_vars = _string_map(body, "envVars")
+    env_vars = string_map(body, "envVars")
     for key in env_vars:
         if not key or "=" in key or "\x00" in key:
             raise bad_request(f"envVars: {key!r} is not a valid variable name")
@@ -111,8 +111,8 @@ def deployment(body: Any, query_namespace: str | None) -> FunctionSpec:
         image=image,
         env_process=env_process,
         env_vars=pairs(env_vars),
-        labels=pairs(_string_map(body, "labels")),
-        annotations=pairs(_string_map(body, "annotations")),
+        labels=pairs(string_map(body, "labels")),
+        annotations=pairs(string_map(body, "annotations")),
         secrets=secrets,
         constraints=_string_list(body, "constraints"),
         limits=_resources(body, "limits"),

@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import attrs
 
@@ -23,8 +25,15 @@ from controller.docker import DockerAdapter, EngineError, EngineUnavailable
 from controller.health import HealthTracker
 from controller.model import CreateReplica, FunctionKey, ObservedReplica, RemoveReplica, Target
 from controller.plan import plan_function
-from controller.render import RenderSettings, replica_config, spec_hash
-from events.model import Desired
+from controller.render import (
+    RenderSettings,
+    network_for,
+    replica_config,
+    secret_path,
+    spec_hash,
+)
+from controller.secrets import SecretVault
+from events.model import Desired, FunctionSpec
 
 log = logging.getLogger("docker_faas.controller")
 
@@ -33,6 +42,7 @@ log = logging.getLogger("docker_faas.controller")
 class ControllerSettings:
     instance: str
     network: str
+    secrets_dir: str = "/run/docker-faas/secrets"
     resync_interval: float = 5.0
     health_interval: float = 0.5
     stop_grace: float = 5.0  # SIGTERM → SIGKILL for replicas that still serve
@@ -46,11 +56,17 @@ class Controller:
         docker: DockerAdapter,
         desired: Callable[[], Desired],
         settings: ControllerSettings,
+        vault: SecretVault | None = None,
     ) -> None:
         self.docker = docker
         self._desired = desired
         self.settings = settings
-        self.render = RenderSettings(instance=settings.instance, network=settings.network)
+        self.vault = vault
+        self.render = RenderSettings(
+            instance=settings.instance, network=settings.network,
+            secrets_dir=settings.secrets_dir,
+        )
+        self._networks: set[str] = set()  # ensured during this engine session
         self.health = HealthTracker(interval=settings.health_interval)
         self.errors: dict[FunctionKey, str] = {}  # last failure per function, for status
         self._dirty: set[FunctionKey] = set()
@@ -85,8 +101,7 @@ class Controller:
         except EngineError as err:
             self._retry_later(key, str(err))
             if err.status == 404 and "network" in err.message:
-                with contextlib.suppress(EngineError, EngineUnavailable):
-                    await self._ensure_network()  # someone removed it under us
+                self._networks.clear()  # someone removed one under us: ensure them again
         except EngineUnavailable as err:
             self._retry_later(key, str(err))
         except Exception as err:  # a bug must not kill the loop; it is logged and retried
@@ -109,15 +124,35 @@ class Controller:
         self._kick(key)
 
     # ---- one pass over one function ----
+    def digests(self, spec: FunctionSpec) -> dict[str, str]:
+        """The current digest of each secret the spec mounts (KeyError when one is gone)."""
+        secrets = self._desired().secrets
+        return {name: secrets[(spec.namespace, name)].digest for name in spec.secrets}
+
     def target(self, key: FunctionKey) -> Target | None:
         state = self._desired().get(*key)
         if state is None:
             return None
-        return Target(state.replicas, spec_hash(state.spec, self.render))
+        return Target(state.replicas, spec_hash(state.spec, self.render, self.digests(state.spec)))
+
+    async def _prepare(self, spec: FunctionSpec, digests: dict[str, str]) -> None:
+        """What a replica needs before it can be created: its network, its secret files."""
+        network = network_for(self.render, spec.namespace)
+        if network not in self._networks:
+            await self.docker.ensure_network(network, {L.INSTANCE: self.settings.instance})
+            self._networks.add(network)
+        for name, digest in digests.items():
+            path = secret_path(self.render, spec.namespace, name, digest)
+            if self.vault is None:
+                raise RuntimeError("secrets are mounted but no vault is configured")
+            if not path.exists():
+                await asyncio.to_thread(
+                    self.vault.materialize, path.parents[2], spec.namespace, name, digest
+                )
 
     async def observe(self, key: FunctionKey) -> list[ObservedReplica]:
         raw = await self.docker.list_containers(L.instance_filter(self.settings.instance, *key))
-        return [ObservedReplica.from_container(c, self.settings.network) for c in raw]
+        return [ObservedReplica.from_container(c) for c in raw]
 
     async def reconcile(self, key: FunctionKey) -> None:
         observed = await self.observe(key)
@@ -127,8 +162,10 @@ class Controller:
                 state = self._desired().get(*key)
                 if state is None:  # removed while we worked; the next pass cleans up
                     break
+                digests = self.digests(state.spec)
+                await self._prepare(state.spec, digests)
                 name, config = replica_config(
-                    state.spec, self.render, action.replica, action.spec_hash
+                    state.spec, self.render, action.replica, action.spec_hash, digests
                 )
                 log.info("create %s", name)
                 await self.docker.create_and_start(name, config)
@@ -154,10 +191,24 @@ class Controller:
     async def resync(self) -> None:
         """Kick every function that is desired or has containers."""
         raw = await self.docker.list_containers(L.instance_filter(self.settings.instance))
-        keys = {ObservedReplica.from_container(c, self.settings.network).key for c in raw}
+        keys = {ObservedReplica.from_container(c).key for c in raw}
         keys |= set(self._desired().functions)
         keys |= self._known
         self.wake(keys - self._waiting)
+        await asyncio.to_thread(self._forget_removed_secrets)
+
+    def _forget_removed_secrets(self) -> None:
+        """Delete the host files (and sealed values) of secrets that no longer exist."""
+        root = Path(self.render.secrets_dir)
+        if not root.is_dir():
+            return
+        desired = self._desired().secrets
+        for directory in root.glob("*/*"):
+            namespace, name = directory.parent.name, directory.name
+            if (namespace, name) not in desired:
+                shutil.rmtree(directory, ignore_errors=True)
+                if self.vault is not None:
+                    self.vault.prune(namespace, name, keep=set())
 
     async def _watch_events(self) -> None:
         async for event in self.docker.events(L.instance_filter(self.settings.instance)):
@@ -175,14 +226,10 @@ class Controller:
             with contextlib.suppress(EngineError, EngineUnavailable):
                 await self.resync()
 
-    async def _ensure_network(self) -> None:
-        await self.docker.ensure_network(
-            self.settings.network, {L.INSTANCE: self.settings.instance}
-        )
-
     async def _session(self) -> None:
         """One connected period: set up, resync, then follow events until the engine goes."""
-        await self._ensure_network()
+        await self.docker.ping()
+        self._networks.clear()
         self._engine_up.set()
         await self.resync()
         await self._watch_events()

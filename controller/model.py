@@ -35,14 +35,16 @@ class ObservedReplica:
         return self.state == "running"
 
     @classmethod
-    def from_container(cls, data: dict[str, Any], network: str) -> ObservedReplica:
+    def from_container(cls, data: dict[str, Any]) -> ObservedReplica:
+        """From an entry of Docker's container list; the address is the one on the
+        container's (single) network."""
         labels = data.get("Labels") or {}
         try:
             replica = int(labels.get(L.REPLICA, "-1"))
         except ValueError:
             replica = -1
         networks = (data.get("NetworkSettings") or {}).get("Networks") or {}
-        ip = (networks.get(network) or {}).get("IPAddress") or ""
+        ip = next((n.get("IPAddress") for n in networks.values() if n.get("IPAddress")), "")
         return cls(
             id=data["Id"],
             namespace=labels.get(L.NAMESPACE, ""),

@@ -10,23 +10,41 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import attrs
 
 from controller import labels as L
 from controller.quantities import engine_memory_bytes, nano_cpus
-from events.model import FunctionSpec
+from events.model import DEFAULT_NAMESPACE, FunctionSpec
 
 # Bump when the rendering itself changes in a way that should roll every replica.
 RENDER_VERSION = 1
 WATCHDOG_PORT = 8080
 
 
+SECRETS_TARGET = "/var/openfaas/secrets"
+
+
 @attrs.frozen
 class RenderSettings:
     instance: str
-    network: str
+    network: str  # the default namespace's network; others get `<network>-<namespace>`
+    secrets_dir: str = "/run/docker-faas/secrets"
+
+
+def network_for(settings: RenderSettings, namespace: str) -> str:
+    """Each namespace has its own bridge network, so namespaces cannot reach each other."""
+    if namespace == DEFAULT_NAMESPACE:
+        return settings.network
+    return f"{settings.network}-{namespace}"
+
+
+def secret_path(settings: RenderSettings, namespace: str, name: str, digest: str) -> Path:
+    """Where the controller writes one version of a secret's value on the host."""
+    return Path(settings.secrets_dir) / namespace / name / digest[:32]
 
 
 def env_list(spec: FunctionSpec) -> list[str]:
@@ -37,11 +55,23 @@ def env_list(spec: FunctionSpec) -> list[str]:
     return [f"{key}={value}" for key, value in sorted(env.items())]
 
 
-def _host_config(spec: FunctionSpec, settings: RenderSettings) -> dict[str, Any]:
+def _host_config(
+    spec: FunctionSpec, settings: RenderSettings, digests: Mapping[str, str]
+) -> dict[str, Any]:
     host: dict[str, Any] = {
-        "NetworkMode": settings.network,
+        "NetworkMode": network_for(settings, spec.namespace),
         "RestartPolicy": {"Name": "no"},  # the controller restarts, with back-off
     }
+    if spec.secrets:
+        host["Mounts"] = [
+            {
+                "Type": "bind",
+                "Source": str(secret_path(settings, spec.namespace, name, digests[name])),
+                "Target": f"{SECRETS_TARGET}/{name}",
+                "ReadOnly": True,
+            }
+            for name in spec.secrets
+        ]
     if spec.limits is not None and spec.limits.memory:
         host["Memory"] = engine_memory_bytes(spec.limits.memory)
     if spec.limits is not None and spec.limits.cpu:
@@ -58,8 +88,14 @@ def _host_config(spec: FunctionSpec, settings: RenderSettings) -> dict[str, Any]
     return host
 
 
-def base_config(spec: FunctionSpec, settings: RenderSettings) -> dict[str, Any]:
-    """The create config shared by all replicas of a spec (no per-replica labels)."""
+def base_config(
+    spec: FunctionSpec, settings: RenderSettings, digests: Mapping[str, str]
+) -> dict[str, Any]:
+    """The create config shared by all replicas of a spec (no per-replica labels).
+
+    `digests` maps each secret the spec names to the digest of its current value, so a
+    new secret value is a new config (and rolls the replicas).
+    """
     return {
         "Image": spec.image,
         "Env": env_list(spec),
@@ -70,13 +106,15 @@ def base_config(spec: FunctionSpec, settings: RenderSettings) -> dict[str, Any]:
             L.FAAS_FUNCTION: spec.name,
         },
         "ExposedPorts": {f"{WATCHDOG_PORT}/tcp": {}},
-        "HostConfig": _host_config(spec, settings),
+        "HostConfig": _host_config(spec, settings, digests),
     }
 
 
-def spec_hash(spec: FunctionSpec, settings: RenderSettings) -> str:
+def spec_hash(
+    spec: FunctionSpec, settings: RenderSettings, digests: Mapping[str, str] | None = None
+) -> str:
     canonical = json.dumps(
-        {"render": RENDER_VERSION, "config": base_config(spec, settings)},
+        {"render": RENDER_VERSION, "config": base_config(spec, settings, digests or {})},
         sort_keys=True,
         separators=(",", ":"),
     )
@@ -89,10 +127,14 @@ def container_name(instance: str, namespace: str, name: str, replica: int, hash_
 
 
 def replica_config(
-    spec: FunctionSpec, settings: RenderSettings, replica: int, hash_: str
+    spec: FunctionSpec,
+    settings: RenderSettings,
+    replica: int,
+    hash_: str,
+    digests: Mapping[str, str] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """(container name, create config) for replica number `replica` of `spec`."""
-    config = base_config(spec, settings)
+    config = base_config(spec, settings, digests or {})
     config["Labels"] = {**config["Labels"], L.REPLICA: str(replica), L.SPEC_HASH: hash_}
     name = container_name(settings.instance, spec.namespace, spec.name, replica, hash_)
     return name, config

@@ -16,7 +16,19 @@ from typing import Any
 import cattrs
 
 from events.model import Pairs, pairs
-from events.types import Event, FunctionDeployed, FunctionRemoved, FunctionScaled, FunctionUpdated
+from events.types import (
+    Event,
+    FunctionDeployed,
+    FunctionRemoved,
+    FunctionScaled,
+    FunctionUpdated,
+    NamespaceCreated,
+    NamespaceRemoved,
+    NamespaceUpdated,
+    SecretCreated,
+    SecretRemoved,
+    SecretUpdated,
+)
 
 __all__ = ["EVENT_TYPES", "UPCASTERS", "Payload", "UnknownEvent", "decode", "encode"]
 
@@ -28,6 +40,12 @@ EVENT_TYPES: dict[str, tuple[type[Event], int]] = {
     "function.updated": (FunctionUpdated, 1),
     "function.scaled": (FunctionScaled, 1),
     "function.removed": (FunctionRemoved, 1),
+    "namespace.created": (NamespaceCreated, 1),
+    "namespace.updated": (NamespaceUpdated, 1),
+    "namespace.removed": (NamespaceRemoved, 1),
+    "secret.created": (SecretCreated, 1),
+    "secret.updated": (SecretUpdated, 1),
+    "secret.removed": (SecretRemoved, 1),
 }
 """Stable type name -> (event class, current schema version)."""
 

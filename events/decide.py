@@ -11,11 +11,34 @@ The caller appends the events to `stream_name(namespace, name)` with the version
 deployed), so a concurrent change to the same function is detected, not overwritten.
 """
 
-from events.errors import AlreadyExists, Invalid, NotFound
-from events.model import Desired, FunctionSpec, FunctionState
-from events.types import Event, FunctionDeployed, FunctionRemoved, FunctionScaled, FunctionUpdated
+from events.errors import AlreadyExists, InUse, Invalid, NotFound
+from events.model import DEFAULT_NAMESPACE, Desired, FunctionSpec, FunctionState, Pairs
+from events.types import (
+    Event,
+    FunctionDeployed,
+    FunctionRemoved,
+    FunctionScaled,
+    FunctionUpdated,
+    NamespaceCreated,
+    NamespaceRemoved,
+    NamespaceUpdated,
+    SecretCreated,
+    SecretRemoved,
+    SecretUpdated,
+)
 
-__all__ = ["deploy", "remove", "scale", "update"]
+__all__ = [
+    "create_namespace",
+    "create_secret",
+    "deploy",
+    "remove",
+    "remove_namespace",
+    "remove_secret",
+    "scale",
+    "update",
+    "update_namespace",
+    "update_secret",
+]
 
 
 def deploy(desired: Desired, spec: FunctionSpec, replicas: int) -> list[Event]:
@@ -25,6 +48,7 @@ def deploy(desired: Desired, spec: FunctionSpec, replicas: int) -> list[Event]:
             f"function {spec.name!r} already exists in namespace {spec.namespace!r}; "
             "update it instead"
         )
+    _check_references(desired, spec)
     return [FunctionDeployed(spec=spec, replicas=replicas)]
 
 
@@ -32,6 +56,7 @@ def update(desired: Desired, spec: FunctionSpec) -> list[Event]:
     state = _existing(desired, spec.namespace, spec.name)
     if state.spec == spec:
         return []
+    _check_references(desired, spec)
     return [FunctionUpdated(spec=spec)]
 
 
@@ -60,3 +85,82 @@ def _existing(desired: Desired, namespace: str, name: str) -> FunctionState:
 def _check_replicas(replicas: int) -> None:
     if replicas < 0:
         raise Invalid(f"replicas must be 0 or more, got {replicas}")
+
+
+def _check_references(desired: Desired, spec: FunctionSpec) -> None:
+    """The namespace and every secret a spec names must exist."""
+    if not desired.has_namespace(spec.namespace):
+        raise Invalid(f"namespace {spec.namespace!r} does not exist; create it first")
+    missing = [s for s in spec.secrets if (spec.namespace, s) not in desired.secrets]
+    if missing:
+        raise Invalid(
+            f"secrets: {', '.join(repr(m) for m in missing)} not found in namespace "
+            f"{spec.namespace!r}; create the secret first"
+        )
+
+
+# ---- namespaces ----
+
+def create_namespace(
+    desired: Desired, name: str, labels: Pairs, annotations: Pairs
+) -> list[Event]:
+    if desired.has_namespace(name):
+        raise AlreadyExists(f"namespace {name!r} already exists")
+    return [NamespaceCreated(name=name, labels=labels, annotations=annotations)]
+
+
+def update_namespace(
+    desired: Desired, name: str, labels: Pairs, annotations: Pairs
+) -> list[Event]:
+    if name == DEFAULT_NAMESPACE:
+        raise Invalid(f"namespace {name!r} is the default namespace and cannot be changed")
+    state = desired.namespaces.get(name)
+    if state is None:
+        raise NotFound(f"namespace {name!r} not found")
+    if (state.labels, state.annotations) == (labels, annotations):
+        return []
+    return [NamespaceUpdated(name=name, labels=labels, annotations=annotations)]
+
+
+def remove_namespace(desired: Desired, name: str) -> list[Event]:
+    if name == DEFAULT_NAMESPACE:
+        raise Invalid(f"namespace {name!r} is the default namespace and cannot be removed")
+    if name not in desired.namespaces:
+        raise NotFound(f"namespace {name!r} not found")
+    functions = [s.spec.name for s in desired.in_namespace(name)]
+    if functions:
+        raise InUse(
+            f"namespace {name!r} still has functions: {', '.join(functions)}; remove them first"
+        )
+    return [NamespaceRemoved(name=name)]
+
+
+# ---- secrets ----
+
+def create_secret(desired: Desired, namespace: str, name: str, digest: str) -> list[Event]:
+    if not desired.has_namespace(namespace):
+        raise Invalid(f"namespace {namespace!r} does not exist; create it first")
+    if (namespace, name) in desired.secrets:
+        raise AlreadyExists(f"secret {name!r} already exists in namespace {namespace!r}")
+    return [SecretCreated(namespace=namespace, name=name, digest=digest)]
+
+
+def update_secret(desired: Desired, namespace: str, name: str, digest: str) -> list[Event]:
+    state = desired.secrets.get((namespace, name))
+    if state is None:
+        raise NotFound(f"secret {name!r} not found in namespace {namespace!r}")
+    if state.digest == digest:
+        return []
+    return [SecretUpdated(namespace=namespace, name=name, digest=digest, previous=state.digest)]
+
+
+def remove_secret(desired: Desired, namespace: str, name: str) -> list[Event]:
+    if (namespace, name) not in desired.secrets:
+        raise NotFound(f"secret {name!r} not found in namespace {namespace!r}")
+    users = desired.users_of_secret(namespace, name)
+    if users:
+        raise InUse(
+            f"secret {name!r} is used by functions: {', '.join(users)}; "
+            "remove it from them first"
+        )
+    return [SecretRemoved(namespace=namespace, name=name)]

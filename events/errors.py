@@ -8,7 +8,7 @@ wrong in the client's own terms (function name and namespace), never an internal
 
 from typing import ClassVar
 
-__all__ = ["AlreadyExists", "DomainError", "Invalid", "NotFound"]
+__all__ = ["AlreadyExists", "DomainError", "InUse", "Invalid", "NotFound"]
 
 
 class DomainError(Exception):
@@ -35,5 +35,12 @@ class NotFound(DomainError):
 
 class AlreadyExists(DomainError):
     """A deploy names a function that is already deployed; update it instead."""
+
+    status = 409
+
+
+class InUse(DomainError):
+    """A removal names something still in use (a secret a function mounts, a namespace
+    that still holds functions); the message names the users."""
 
     status = 409

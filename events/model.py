@@ -11,6 +11,8 @@ Nothing here reads the clock or touches I/O: timestamps come from the event enve
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from types import MappingProxyType
+from typing import Any
 
 import attrs
 
@@ -18,10 +20,14 @@ __all__ = [
     "DEFAULT_NAMESPACE",
     "Desired",
     "FunctionSpec",
+    "NamespaceState",
+    "SecretState",
     "FunctionState",
     "Pairs",
     "Resources",
+    "namespace_stream",
     "pairs",
+    "secret_stream",
     "stream_name",
 ]
 
@@ -44,6 +50,11 @@ def _as_pairs(value: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> Pa
     if value is None or isinstance(value, Mapping):
         return pairs(value)
     return pairs(dict(value))
+
+
+def as_pairs(value: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> Pairs:
+    """The attrs converter other modules use for their `Pairs` fields."""
+    return _as_pairs(value)
 
 
 def _as_strings(value: Iterable[str]) -> tuple[str, ...]:
@@ -101,15 +112,46 @@ class FunctionState:
 
 
 @attrs.frozen
-class Desired:
-    """All deployed functions, as of global log position `position`.
+class NamespaceState:
+    """A namespace created through the API (the default namespace always exists)."""
 
-    `functions` is keyed by (namespace, name) and must be treated as immutable: the
-    projection builds a new mapping for every new state instead of changing this one.
+    name: str
+    labels: Pairs = attrs.field(default=(), converter=_as_pairs)
+    annotations: Pairs = attrs.field(default=(), converter=_as_pairs)
+    version: int = 0
+
+
+@attrs.frozen
+class SecretState:
+    """A secret as the log knows it: its name and a keyed digest of its value, never the
+    value itself (that lives encrypted outside the log)."""
+
+    namespace: str
+    name: str
+    digest: str
+    version: int = 0
+
+
+def _frozen_map(value: Mapping[Any, Any] | None) -> Mapping[Any, Any]:
+    return MappingProxyType(dict(value or {}))
+
+
+@attrs.frozen
+class Desired:
+    """All deployed functions, namespaces and secrets, as of global log position `position`.
+
+    The mappings must be treated as immutable: the projection builds new ones for every new
+    state instead of changing these.
     """
 
     functions: Mapping[tuple[str, str], FunctionState]
     position: int = 0
+    namespaces: Mapping[str, NamespaceState] = attrs.field(
+        factory=dict, converter=_frozen_map
+    )
+    secrets: Mapping[tuple[str, str], SecretState] = attrs.field(
+        factory=dict, converter=_frozen_map
+    )
 
     def get(self, namespace: str, name: str) -> FunctionState | None:
         return self.functions.get((namespace, name))
@@ -119,7 +161,30 @@ class Desired:
         found = [s for (ns, _), s in self.functions.items() if ns == namespace]
         return sorted(found, key=lambda s: s.spec.name)
 
+    def has_namespace(self, namespace: str) -> bool:
+        return namespace == DEFAULT_NAMESPACE or namespace in self.namespaces
+
+    def namespace_names(self) -> list[str]:
+        """The default namespace first, then the others by name."""
+        return [DEFAULT_NAMESPACE, *sorted(n for n in self.namespaces if n != DEFAULT_NAMESPACE)]
+
+    def secrets_in(self, namespace: str) -> list[SecretState]:
+        return sorted((s for (ns, _), s in self.secrets.items() if ns == namespace),
+                      key=lambda s: s.name)
+
+    def users_of_secret(self, namespace: str, name: str) -> list[str]:
+        """Names of the functions in `namespace` that mount secret `name`."""
+        return [s.spec.name for s in self.in_namespace(namespace) if name in s.spec.secrets]
+
 
 def stream_name(namespace: str, name: str) -> str:
     """The log stream that holds every event of one function."""
     return f"function/{namespace}/{name}"
+
+
+def namespace_stream(name: str) -> str:
+    return f"namespace/{name}"
+
+
+def secret_stream(namespace: str, name: str) -> str:
+    return f"secret/{namespace}/{name}"

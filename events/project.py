@@ -15,9 +15,20 @@ from types import MappingProxyType
 
 import attrs
 
-from events.model import Desired, FunctionState
+from events.model import Desired, FunctionState, NamespaceState, SecretState
 from events.store import Recorded
-from events.types import FunctionDeployed, FunctionRemoved, FunctionScaled, FunctionUpdated
+from events.types import (
+    FunctionDeployed,
+    FunctionRemoved,
+    FunctionScaled,
+    FunctionUpdated,
+    NamespaceCreated,
+    NamespaceRemoved,
+    NamespaceUpdated,
+    SecretCreated,
+    SecretRemoved,
+    SecretUpdated,
+)
 
 __all__ = ["EMPTY", "project"]
 
@@ -26,12 +37,40 @@ EMPTY = Desired(MappingProxyType({}), 0)
 
 def project(records: Iterable[Recorded], initial: Desired = EMPTY) -> Desired:
     """The desired state after folding `records`, in order, into `initial`."""
-    functions = dict(initial.functions)  # one private copy, mutated, then frozen again
+    # private copies, mutated, then frozen again
+    functions = dict(initial.functions)
+    namespaces = dict(initial.namespaces)
+    secrets = dict(initial.secrets)
     position = initial.position
     for record in records:
         _apply(functions, record)
+        _apply_other(namespaces, secrets, record)
         position = record.position
-    return Desired(MappingProxyType(functions), position)
+    return Desired(MappingProxyType(functions), position, namespaces, secrets)
+
+
+def _apply_other(
+    namespaces: dict[str, NamespaceState],
+    secrets: dict[tuple[str, str], SecretState],
+    record: Recorded,
+) -> None:
+    match record.event:
+        case NamespaceCreated(name=name, labels=labels, annotations=annotations):
+            namespaces[name] = NamespaceState(name, labels, annotations, record.version)
+        case NamespaceUpdated(name=name, labels=labels, annotations=annotations):
+            if name in namespaces:
+                namespaces[name] = NamespaceState(name, labels, annotations, record.version)
+        case NamespaceRemoved(name=name):
+            namespaces.pop(name, None)
+            for key in [k for k in secrets if k[0] == name]:
+                del secrets[key]
+        case SecretCreated(namespace=ns, name=name, digest=digest):
+            secrets[(ns, name)] = SecretState(ns, name, digest, record.version)
+        case SecretUpdated(namespace=ns, name=name, digest=digest):
+            if (ns, name) in secrets:
+                secrets[(ns, name)] = SecretState(ns, name, digest, record.version)
+        case SecretRemoved(namespace=ns, name=name):
+            secrets.pop((ns, name), None)
 
 
 def _apply(functions: dict[tuple[str, str], FunctionState], record: Recorded) -> None:

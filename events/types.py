@@ -9,9 +9,29 @@ together with a new schema version and an upcaster in `events.codec`.
 
 import attrs
 
-from events.model import FunctionSpec
+from events.model import (
+    FunctionSpec,
+    Pairs,
+    as_pairs,
+    namespace_stream,
+    secret_stream,
+    stream_name,
+)
 
-__all__ = ["Event", "FunctionDeployed", "FunctionRemoved", "FunctionScaled", "FunctionUpdated"]
+__all__ = [
+    "Event",
+    "FunctionDeployed",
+    "FunctionRemoved",
+    "FunctionScaled",
+    "FunctionUpdated",
+    "NamespaceCreated",
+    "NamespaceRemoved",
+    "NamespaceUpdated",
+    "SecretCreated",
+    "SecretRemoved",
+    "SecretUpdated",
+    "stream_of",
+]
 
 
 @attrs.frozen
@@ -63,4 +83,99 @@ class FunctionRemoved:
         return (self.namespace, self.name)
 
 
-Event = FunctionDeployed | FunctionUpdated | FunctionScaled | FunctionRemoved
+@attrs.frozen
+class NamespaceCreated:
+    """A namespace was created (OpenFaaS requires label openfaas=1 on it)."""
+
+    name: str
+    labels: Pairs = attrs.field(default=(), converter=as_pairs)
+    annotations: Pairs = attrs.field(default=(), converter=as_pairs)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return ("", self.name)
+
+
+@attrs.frozen
+class NamespaceUpdated:
+    """A namespace's labels and annotations were replaced."""
+
+    name: str
+    labels: Pairs = attrs.field(default=(), converter=as_pairs)
+    annotations: Pairs = attrs.field(default=(), converter=as_pairs)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return ("", self.name)
+
+
+@attrs.frozen
+class NamespaceRemoved:
+    """An empty namespace was removed, and with it the secrets it held."""
+
+    name: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return ("", self.name)
+
+
+@attrs.frozen
+class SecretCreated:
+    """A secret was created; `digest` is a keyed digest of the value, never the value."""
+
+    namespace: str
+    name: str
+    digest: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+
+@attrs.frozen
+class SecretUpdated:
+    """A secret's value was replaced (from `previous` to `digest`)."""
+
+    namespace: str
+    name: str
+    digest: str
+    previous: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+
+@attrs.frozen
+class SecretRemoved:
+    namespace: str
+    name: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+
+FunctionEvent = FunctionDeployed | FunctionUpdated | FunctionScaled | FunctionRemoved
+Event = (
+    FunctionDeployed
+    | FunctionUpdated
+    | FunctionScaled
+    | FunctionRemoved
+    | NamespaceCreated
+    | NamespaceUpdated
+    | NamespaceRemoved
+    | SecretCreated
+    | SecretUpdated
+    | SecretRemoved
+)
+
+
+def stream_of(event: Event) -> str:
+    """The stream an event belongs to: one per function, namespace and secret."""
+    if isinstance(event, NamespaceCreated | NamespaceUpdated | NamespaceRemoved):
+        return namespace_stream(event.name)
+    if isinstance(event, SecretCreated | SecretUpdated | SecretRemoved):
+        return secret_stream(event.namespace, event.name)
+    return stream_name(*event.key)

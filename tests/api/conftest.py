@@ -21,8 +21,9 @@ def store() -> MemoryEventStore:
 
 
 @pytest.fixture
-def settings() -> Settings:
-    return Settings(auth_password="secret", max_replicas=10)
+def settings(tmp_path) -> Settings:
+    return Settings(auth_password="secret", max_replicas=10,
+                    state_db_path=str(tmp_path / "state" / "docker-faas.db"))
 
 
 @pytest.fixture

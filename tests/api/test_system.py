@@ -34,6 +34,8 @@ async def test_deploy_then_read_back(client, store):
 
 
 async def test_echoes_what_was_deployed_verbatim(client):
+    r = await client.post("/system/secrets", json={"name": "s1", "value": "v"})
+    assert r.status_code == 201
     body = {**ENV, "envVars": {"A": "1"}, "limits": {"memory": "5Mi", "cpu": "100m"},
             "requests": {"memory": "1Mi"}, "secrets": ["s1"], "constraints": ["x=y"],
             "readOnlyRootFilesystem": True, "labels": {"com.openfaas.scale.min": "2"},
@@ -156,6 +158,11 @@ async def test_invoke_unknown_function_is_404_and_no_replica_is_502(client):
 
 
 async def test_namespaced_functions_are_independent(client):
+    r = await client.post("/system/functions", json={**ENV, "namespace": "team-b"})
+    assert r.status_code == 400 and "team-b" in r.text
+    r = await client.post("/system/namespace/", json={"name": "team-b",
+                                                        "labels": {"openfaas": "1"}})
+    assert r.status_code == 201
     await client.post("/system/functions", json=ENV)
     await client.post("/system/functions", json={**ENV, "namespace": "team-b"})
     assert len((await client.get("/system/functions?namespace=team-b")).json()) == 1

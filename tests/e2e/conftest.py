@@ -91,7 +91,8 @@ class Gateway:
             "BIND_ADDRESS": "127.0.0.1", "STATE_DB_PATH": str(self.state),
             "DOCKER_FAAS_INSTANCE": self.instance, "FUNCTIONS_NETWORK": "dfaas-" + self.instance,
             "AUTH_PASSWORD": PASSWORD, "RESYNC_INTERVAL": "2s", "HEALTH_INTERVAL": "0.25s",
-            "EXEC_TIMEOUT": "10s", "LOG_LEVEL": "info", **env,
+            "EXEC_TIMEOUT": "10s", "LOG_LEVEL": "info",
+            "SECRETS_DIR": str(tmp / f"secrets-{self.instance}"), **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None
         self.client = httpx.Client(base_url=self.url, auth=("admin", PASSWORD), timeout=15)

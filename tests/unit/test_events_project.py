@@ -14,7 +14,14 @@ from events.errors import AlreadyExists, DomainError, Invalid, NotFound
 from events.model import Desired, FunctionSpec, Resources, stream_name
 from events.project import EMPTY, project
 from events.store import Recorded
-from events.types import Event, FunctionDeployed, FunctionScaled, FunctionUpdated
+from events.types import (
+    Event,
+    FunctionDeployed,
+    FunctionScaled,
+    FunctionUpdated,
+    NamespaceCreated,
+    stream_of,
+)
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -28,6 +35,7 @@ specs = st.builds(
     name=names,
     namespace=namespaces,
     image=st.sampled_from(["img:1", "img:2"]),
+    secrets=st.sampled_from([(), ("a",)]),
     env_vars=st.sampled_from([{}, {"MODE": "fast"}]),
     limits=st.sampled_from([None, Resources(memory="128Mi")]),
 )
@@ -37,6 +45,11 @@ commands = st.lists(
         st.tuples(st.just("update"), specs),
         st.tuples(st.just("scale"), namespaces, names, replicas),
         st.tuples(st.just("remove"), namespaces, names),
+        st.tuples(st.just("ns-create"), namespaces),
+        st.tuples(st.just("ns-remove"), namespaces),
+        st.tuples(st.just("secret-create"), namespaces, names, st.sampled_from(["d1", "d2"])),
+        st.tuples(st.just("secret-update"), namespaces, names, st.sampled_from(["d1", "d2"])),
+        st.tuples(st.just("secret-remove"), namespaces, names),
     ),
     max_size=30,
 )
@@ -56,7 +69,7 @@ def run(cmds: list[Command]) -> tuple[list[Recorded], Desired]:
             continue
         new: list[Recorded] = []
         for event in events:
-            stream = stream_name(*event.key)
+            stream = stream_of(event)
             versions[stream] = versions.get(stream, 0) + 1
             position = len(records) + len(new) + 1
             new.append(
@@ -85,26 +98,58 @@ def _decide(desired: Desired, cmd: Command) -> list[Event]:
             return decide.scale(desired, ns, name, n)
         case ("remove", str(ns), str(name)):
             return decide.remove(desired, ns, name)
+        case ("ns-create", str(ns)):
+            return decide.create_namespace(desired, ns, (("openfaas", "1"),), ())
+        case ("ns-remove", str(ns)):
+            return decide.remove_namespace(desired, ns)
+        case ("secret-create", str(ns), str(name), str(digest)):
+            return decide.create_secret(desired, ns, name, digest)
+        case ("secret-update", str(ns), str(name), str(digest)):
+            return decide.update_secret(desired, ns, name, digest)
+        case ("secret-remove", str(ns), str(name)):
+            return decide.remove_secret(desired, ns, name)
     raise AssertionError(cmd)
 
 
 @given(commands)
 def test_commands_project_to_what_a_plain_dict_expects(cmds: list[Command]) -> None:
     model: dict[tuple[str, str], tuple[FunctionSpec, int]] = {}
+    spaces = {"openfaas-fn"}
+    secrets: dict[tuple[str, str], str] = {}
+
+    def usable(spec: FunctionSpec) -> bool:
+        return spec.namespace in spaces and all((spec.namespace, s) in secrets
+                                                for s in spec.secrets)
+
     for cmd in cmds:
         match cmd:
-            case ("deploy", FunctionSpec() as spec, int(n)):
+            case ("deploy", FunctionSpec() as spec, int(n)) if usable(spec):
                 model.setdefault(spec.key, (spec, n))
-            case ("update", FunctionSpec() as spec) if spec.key in model:
+            case ("update", FunctionSpec() as spec) if spec.key in model and usable(spec):
                 model[spec.key] = (spec, model[spec.key][1])
             case ("scale", str(ns), str(name), int(n)) if (ns, name) in model:
                 model[(ns, name)] = (model[(ns, name)][0], n)
             case ("remove", str(ns), str(name)):
                 model.pop((ns, name), None)
+            case ("ns-create", str(ns)):
+                spaces.add(ns)
+            case ("ns-remove", str(ns)) if ns != "openfaas-fn" and not any(
+                    k[0] == ns for k in model):
+                spaces.discard(ns)
+                secrets = {k: v for k, v in secrets.items() if k[0] != ns}
+            case ("secret-create", str(ns), str(name), str(d)) if ns in spaces:
+                secrets.setdefault((ns, name), d)
+            case ("secret-update", str(ns), str(name), str(d)) if (ns, name) in secrets:
+                secrets[(ns, name)] = d
+            case ("secret-remove", str(ns), str(name)) if not any(
+                    k[0] == ns and name in s.secrets for k, (s, _) in model.items()):
+                secrets.pop((ns, name), None)
 
     records, desired = run(cmds)
 
     assert {k: (s.spec, s.replicas) for k, s in desired.functions.items()} == model
+    assert set(desired.namespace_names()) == spaces
+    assert {k: s.digest for k, s in desired.secrets.items()} == secrets
     assert desired.position == len(records)
     for (ns, name), state in desired.functions.items():
         last = [r for r in records if r.stream == stream_name(ns, name)][-1]
@@ -159,7 +204,11 @@ def test_project_does_not_change_its_input() -> None:
 
 @pytest.fixture
 def deployed() -> Desired:
-    return project([_record(1, 1, FunctionDeployed(FunctionSpec("f", "ns", "img:1"), 2))])
+    created = NamespaceCreated("ns", {"openfaas": "1"})
+    return project([
+        Recorded(1, "namespace/ns", 1, T0, "alice", "", created),
+        _record(2, 1, FunctionDeployed(FunctionSpec("f", "ns", "img:1"), 2)),
+    ])
 
 
 def test_decide_errors_carry_their_http_status(deployed: Desired) -> None:
@@ -188,6 +237,15 @@ def test_decide_errors_carry_their_http_status(deployed: Desired) -> None:
 def test_commands_that_change_nothing_return_no_events(deployed: Desired) -> None:
     assert decide.update(deployed, FunctionSpec("f", "ns", "img:1")) == []
     assert decide.scale(deployed, "ns", "f", 2) == []
+
+
+def test_references_must_exist(deployed: Desired) -> None:
+    with pytest.raises(Invalid, match="namespace 'nope'"):
+        decide.deploy(deployed, FunctionSpec("g", "nope", "img"), 1)
+    with pytest.raises(Invalid, match="secrets: 'key'"):
+        decide.deploy(deployed, FunctionSpec("g", "ns", "img", secrets=("key",)), 1)
+    with pytest.raises(Invalid, match="secrets: 'key'"):
+        decide.update(deployed, FunctionSpec("f", "ns", "img", secrets=("key",)))
 
 
 def test_commands_record_what_changed(deployed: Desired) -> None:

@@ -129,7 +129,8 @@ def test_from_container_reads_docker_list_json():
                    "com.docker-faas.replica": "2", "com.docker-faas.spec-hash": "h"},
         "NetworkSettings": {"Networks": {"net": {"IPAddress": "172.18.0.5"}}},
     }
-    replica = ObservedReplica.from_container(data, "net")
+    replica = ObservedReplica.from_container(data)
     assert replica == ObservedReplica("abc", "ns", "f", 2, "h", "running", "172.18.0.5", 7)
-    bad = ObservedReplica.from_container({**data, "Labels": {"com.docker-faas.replica": "x"}}, "n")
+    bad = ObservedReplica.from_container({**data, "Labels": {"com.docker-faas.replica": "x"},
+                                          "NetworkSettings": {}})
     assert bad.replica == -1 and bad.ip == ""
