@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -22,10 +23,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from api.async_routes import ASYNC_PREFIX, AsyncSubmit
+from api.asyncworker import AsyncWorkers, QueueThread, loopback
 from api.auth import BasicAuth
 from api.context import Gateway
 from api.errors import HANDLERS
-from api.metrics import GatewayMetrics
+from api.metrics import GatewayMetrics, append_families, controller_families
 from api.proxy import PREFIX, FunctionProxy
 from api.routes import ROUTES
 from api.settings import Settings
@@ -46,16 +49,21 @@ def new_request_id() -> str:
 
 @attrs.define
 class GatewayApp:
-    """ASGI entry: `/function/*` goes straight to the proxy, the rest to Starlette."""
+    """ASGI entry: `/function/*` goes straight to the proxy, `/async-function/*` to the
+    durable queue, the rest to Starlette."""
 
     gateway: Gateway
     api: Any
     proxy: FunctionProxy
+    submit: AsyncSubmit | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any],
                        send: Callable[..., Any]) -> None:
         if scope["type"] == "http" and scope["path"].startswith(PREFIX):
             await self.proxy(scope, receive, send)
+        elif (scope["type"] == "http" and self.submit is not None
+              and scope["path"].startswith(ASYNC_PREFIX)):
+            await self.submit(scope, receive, send)
         else:
             await self.api(scope, receive, send)
 
@@ -74,6 +82,9 @@ def create_app(
         settings=settings, store=store, live=live,
         metrics=GatewayMetrics(lambda: live.current), clock=clock, new_id=new_id, vault=vault,
     )
+    appended: Counter[str] = Counter()
+    live.listen(lambda records: appended.update(type(r.event).__name__ for r in records))
+    gateway.metrics.sources.append(lambda: append_families(appended))
     if docker is not None:
         controller = Controller(
             docker,
@@ -88,6 +99,9 @@ def create_app(
             vault,
         )
         gateway.controller = controller
+        gateway.metrics.sources.append(
+            lambda: controller_families(controller.stats, controller.health, lambda: live.current)
+        )
         live.listen(lambda records: controller.wake(touched_keys(records)))
 
     proxy = FunctionProxy(
@@ -96,15 +110,30 @@ def create_app(
         metrics=gateway.metrics,
         timeout=settings.exec_timeout,
     )
+    queue = QueueThread(settings.state_dir / "queue.db")  # opened on first use
+    workers = AsyncWorkers(
+        queue, gateway.metrics, loopback(settings.bind, settings.gateway_port),
+        workers=settings.async_workers, concurrency=settings.async_concurrency,
+        max_attempts=settings.async_max_attempts, lease=settings.async_lease,
+        timeout=settings.exec_timeout + 5, response_limit=settings.async_body_limit,
+    )
+    gateway.metrics.async_depth = lambda: workers.depth
+    submit = AsyncSubmit(
+        queue=queue, exists=lambda key: live.current.functions.get(key) is not None,
+        body_limit=settings.async_body_limit, enqueued=workers.enqueued,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         task = None
         if gateway.controller is not None:
             task = asyncio.create_task(gateway.controller.run())
+        await workers.start()
         try:
             yield
         finally:
+            await workers.stop()
+            queue.close()
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -115,21 +144,28 @@ def create_app(
             live.close()
             vault.close()
 
-    api = Starlette(routes=ROUTES, exception_handlers=HANDLERS, lifespan=lifespan)
+    routes = [*ROUTES, Route("/metrics", metrics_endpoint(gateway), methods=["GET"])]
+    api = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)
     api.state.gateway = gateway
+    api.state.async_submit = submit
     protected = BasicAuth(
         api, enabled=settings.auth_enabled, user=settings.auth_user,
         password=settings.auth_password,
     )
-    return GatewayApp(gateway=gateway, api=protected, proxy=proxy)
+    return GatewayApp(gateway=gateway, api=protected, proxy=proxy, submit=submit)
+
+
+def metrics_endpoint(gateway: Gateway) -> Callable[[Request], Any]:
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(gateway.metrics.registry),
+                        media_type=CONTENT_TYPE_LATEST)
+
+    return metrics
 
 
 def create_metrics_app(gateway: Gateway) -> Starlette:
     """The metrics port (8082): Prometheus text at /metrics and a plain /healthz."""
-
-    async def metrics(request: Request) -> Response:
-        return Response(generate_latest(gateway.metrics.registry),
-                        media_type=CONTENT_TYPE_LATEST)
+    metrics = metrics_endpoint(gateway)
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("OK")

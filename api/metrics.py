@@ -10,7 +10,7 @@ the Python client would add to a counter, so it is exposed untyped.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
@@ -21,6 +21,8 @@ from prometheus_client.core import (
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from controller.health import HealthTracker
+from controller.stats import ControllerStats
 from events.model import Desired
 
 # The Go client's default buckets, as the OpenFaaS gateway uses them.
@@ -43,6 +45,10 @@ class GatewayMetrics(Collector):
         self._desired = desired
         self._started: dict[str, int] = {}
         self._done: dict[tuple[str, int], _Series] = {}
+        self._async_retries: dict[str, int] = {}
+        self.async_depth: Callable[[], Mapping[str, int]] = dict  # set by the async workers
+        # more families, read at scrape time (controller, event log)
+        self.sources: list[Callable[[], Iterable[Metric]]] = []
         self.registry = CollectorRegistry()
         self.registry.register(self)
 
@@ -57,6 +63,9 @@ class GatewayMetrics(Collector):
         series.count += 1
         series.total += seconds
         series.buckets[bisect.bisect_left(BUCKETS, seconds)] += 1
+
+    def async_retry(self, function_name: str) -> None:
+        self._async_retries[function_name] = self._async_retries.get(function_name, 0) + 1
 
     # ---- readers ----
     def invocation_count(self, function_name: str) -> float:
@@ -85,4 +94,46 @@ class GatewayMetrics(Collector):
                                     labels=["function_name"])
         for (namespace, name), state in sorted(self._desired().functions.items()):
             service.add_metric([f"{name}.{namespace}"], state.replicas)
-        yield from (total, seconds, started, service)
+        depth = GaugeMetricFamily("docker_faas_async_queue_depth",
+                                  "Async requests queued or running", labels=["function_name"])
+        for fn, n in sorted(self.async_depth().items()):
+            depth.add_metric([fn], n)
+        retries = CounterMetricFamily("docker_faas_async_retries",
+                                      "Async invocations scheduled again after a failed attempt",
+                                      labels=["function_name"])
+        for fn, n in sorted(self._async_retries.items()):
+            retries.add_metric([fn], n)
+        yield from (total, seconds, started, service, depth, retries)
+        for source in self.sources:
+            yield from source()
+
+
+def controller_families(stats: ControllerStats, health: HealthTracker,
+                        desired: Callable[[], Desired]) -> Iterator[Metric]:
+    """The controller's own series: what it did, what failed, which replicas are healthy."""
+    actions = CounterMetricFamily("docker_faas_reconcile_actions",
+                                  "Container actions performed by the controller",
+                                  labels=["action", "reason"])
+    for (action, reason), n in sorted(stats.actions.items()):
+        actions.add_metric([action, reason], n)
+    errors = CounterMetricFamily("docker_faas_reconcile_errors",
+                                 "Failed reconcile passes per function", labels=["function_name"])
+    for fn, n in sorted(stats.errors.items()):
+        errors.add_metric([fn], n)
+    reconnects = CounterMetricFamily("docker_faas_engine_reconnects",
+                                     "Times the controller lost and re-sought the Docker engine")
+    reconnects.add_metric([], stats.engine_reconnects)
+    healthy = GaugeMetricFamily("docker_faas_replicas_healthy",
+                                "Replicas passing their health probe", labels=["function_name"])
+    for namespace, name in sorted(desired().functions):
+        healthy.add_metric([f"{name}.{namespace}"], health.available((namespace, name)))
+    yield from (actions, errors, reconnects, healthy)
+
+
+def append_families(appended: Mapping[str, int]) -> Iterator[Metric]:
+    family = CounterMetricFamily("docker_faas_events_appended",
+                                 "Events appended to the log by this process, by type",
+                                 labels=["type"])
+    for kind, n in sorted(appended.items()):
+        family.add_metric([kind], n)
+    yield family

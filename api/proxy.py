@@ -30,6 +30,7 @@ _HOP_BY_HOP = frozenset(
 )
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 SERVED_BY = b"docker-faas/0.1.0"
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"})
 
 Scope = dict[str, Any]
 Key = tuple[str, str]
@@ -94,6 +95,10 @@ class FunctionProxy:
         function_name = f"{name}.{namespace}"
         if not self._exists(key):
             await _reply(send, 404, f"error finding function {function_name}: not found")
+            return
+        if scope["method"] not in METHODS:
+            await _reply(send, 405, f"method {scope['method']} is not allowed",
+                         [(b"allow", b", ".join(m.encode() for m in sorted(METHODS)))])
             return
         self._metrics.start(function_name)
 

@@ -33,6 +33,7 @@ from controller.render import (
     spec_hash,
 )
 from controller.secrets import SecretVault
+from controller.stats import ControllerStats
 from events.model import Desired, FunctionSpec
 
 log = logging.getLogger("docker_faas.controller")
@@ -69,6 +70,7 @@ class Controller:
         self._networks: set[str] = set()  # ensured during this engine session
         self.health = HealthTracker(interval=settings.health_interval)
         self.errors: dict[FunctionKey, str] = {}  # last failure per function, for status
+        self.stats = ControllerStats()
         self._dirty: set[FunctionKey] = set()
         self._workers: dict[FunctionKey, asyncio.Task[None]] = {}
         self._backoff: dict[FunctionKey, float] = {}
@@ -115,6 +117,7 @@ class Controller:
         delay = self._backoff.get(key, self.settings.backoff_initial)
         self._backoff[key] = min(delay * 2, self.settings.backoff_max)
         self.errors[key] = reason
+        self.stats.errors[f"{key[1]}.{key[0]}"] += 1
         log.warning("%s/%s: %s; retrying in %.1fs", key[0], key[1], reason, delay)
         self._waiting.add(key)
         asyncio.get_running_loop().call_later(delay, self._retry, key)
@@ -169,6 +172,7 @@ class Controller:
                 )
                 log.info("create %s", name)
                 await self.docker.create_and_start(name, config)
+                self.stats.actions[("create", "")] += 1
             elif isinstance(action, RemoveReplica):
                 log.info("remove %s (%s/%s: %s)", action.id[:12], *key, action.reason)
                 self.health.withdraw(action.id)
@@ -176,6 +180,7 @@ class Controller:
                 await self.docker.remove(
                     action.id, stop_timeout=self.settings.stop_grace if live else 0
                 )
+                self.stats.actions[("remove", action.reason.split(":")[0])] += 1
             if isinstance(action, CreateReplica):
                 # let the new replica be seen (and probed) as soon as it exists
                 self.health.observe(key, await self.observe(key))
@@ -248,6 +253,7 @@ class Controller:
                 except (EngineUnavailable, EngineError) as err:
                     reason = str(err)
                 self._engine_up.clear()
+                self.stats.engine_reconnects += 1
                 log.warning("docker engine: %s; reconnecting in %.1fs", reason, delay)
                 await self.docker.close()
                 await asyncio.sleep(delay)
