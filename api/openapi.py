@@ -1,0 +1,243 @@
+"""GET /system/openapi.json: our own OpenAPI 3.1 description of what this gateway serves.
+
+Written from our handlers, not derived from the OpenFaaS spec (whose licence is unclear,
+see the contract). tests/api/test_openapi.py checks that every route is described and that
+real responses match the documented status codes and schemas, so the document cannot
+drift from the code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+STR_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+RESOURCES = {"type": "object", "properties": {"memory": {"type": "string"},
+                                              "cpu": {"type": "string"}}}
+TEXT = {"text/plain": {"schema": {"type": "string"}}}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _text(description: str) -> dict[str, Any]:
+    return {"description": description, "content": TEXT}
+
+
+ERRORS = {
+    "400": _text("Bad input; the body names the field and the problem"),
+    "401": _text("Missing or wrong credentials"),
+}
+NAMESPACE_QUERY = {"name": "namespace", "in": "query", "required": False,
+                   "schema": {"type": "string"}, "description": "default openfaas-fn"}
+
+
+def _op(summary: str, responses: dict[str, Any], *, body: str | None = None,
+        params: list[dict[str, Any]] | None = None, auth: bool = True) -> dict[str, Any]:
+    errors = ERRORS if auth else {}
+    op: dict[str, Any] = {"summary": summary, "responses": {**responses, **errors}}
+    if body:
+        op["requestBody"] = {"required": True,
+                             "content": {"application/json": {"schema": _ref(body)}}}
+    if params:
+        op["parameters"] = params
+    if not auth:
+        op["security"] = []
+    return op
+
+
+SCHEMAS: dict[str, Any] = {
+    "FunctionDeployment": {
+        "type": "object", "required": ["service", "image"],
+        "properties": {
+            "service": {"type": "string"}, "image": {"type": "string"},
+            "namespace": {"type": "string"}, "envProcess": {"type": "string"},
+            "envVars": STR_MAP, "labels": {"type": ["object", "null"]},
+            "annotations": {"type": ["object", "null"]},
+            "secrets": {"type": "array", "items": {"type": "string"}},
+            "constraints": {"type": "array", "items": {"type": "string"}},
+            "limits": RESOURCES, "requests": RESOURCES,
+            "readOnlyRootFilesystem": {"type": "boolean"},
+        },
+    },
+    "FunctionStatus": {
+        "type": "object",
+        "required": ["name", "image", "namespace", "labels", "annotations", "replicas",
+                     "availableReplicas", "createdAt"],
+        "properties": {
+            "name": {"type": "string"}, "image": {"type": "string"},
+            "namespace": {"type": "string"}, "envProcess": {"type": "string"},
+            "envVars": STR_MAP, "labels": STR_MAP, "annotations": STR_MAP,
+            "secrets": {"type": "array", "items": {"type": "string"}},
+            "constraints": {"type": "array", "items": {"type": "string"}},
+            "limits": RESOURCES, "requests": RESOURCES,
+            "readOnlyRootFilesystem": {"type": "boolean"},
+            "invocationCount": {"type": "number"},
+            "replicas": {"type": "integer", "minimum": 0},
+            "availableReplicas": {"type": "integer", "minimum": 0},
+            "createdAt": {"type": "string", "format": "date-time"},
+        },
+    },
+    "DeleteFunctionRequest": {"type": "object", "required": ["functionName"],
+                              "properties": {"functionName": {"type": "string"},
+                                             "namespace": {"type": "string"}}},
+    "ScaleServiceRequest": {"type": "object", "required": ["replicas"],
+                            "properties": {"serviceName": {"type": "string"},
+                                           "namespace": {"type": "string"},
+                                           "replicas": {"type": "integer", "minimum": 0}}},
+    "Secret": {"type": "object", "required": ["name"],
+               "properties": {"name": {"type": "string"}, "namespace": {"type": "string"},
+                              "value": {"type": "string"},
+                              "rawValue": {"type": "string", "contentEncoding": "base64"}}},
+    "SecretDescription": {"type": "object", "required": ["name", "namespace"],
+                          "properties": {"name": {"type": "string"},
+                                         "namespace": {"type": "string"}}},
+    "FunctionNamespace": {"type": "object", "required": ["name"],
+                          "properties": {"name": {"type": "string"}, "labels": STR_MAP,
+                                         "annotations": STR_MAP}},
+    "LogMessage": {"type": "object",
+                   "required": ["name", "namespace", "instance", "timestamp", "text"],
+                   "properties": {k: {"type": "string"} for k in
+                                  ("name", "namespace", "instance", "timestamp", "text")}},
+    "AsyncStatus": {"type": "object", "required": ["callId", "status"],
+                    "properties": {"callId": {"type": "string"},
+                                   "function": {"type": "string"},
+                                   "namespace": {"type": "string"},
+                                   "status": {"enum": ["queued", "running", "done", "failed"]},
+                                   "attempts": {"type": "integer"}}},
+    "Version": {"type": "object", "required": ["sha", "release"],
+                "properties": {"sha": {"type": "string", "minLength": 1},
+                               "release": {"type": "string", "minLength": 1},
+                               "commit_message": {"type": "string"}}},
+    "GatewayInfo": {
+        "type": "object", "required": ["provider", "version", "arch"],
+        "properties": {
+            "provider": {"type": "object",
+                         "required": ["provider", "orchestration", "version"],
+                         "properties": {"provider": {"type": "string", "minLength": 1},
+                                        "orchestration": {"type": "string", "minLength": 1},
+                                        "version": _ref("Version")}},
+            "version": _ref("Version"), "arch": {"type": "string"},
+        },
+    },
+}
+
+
+def _paths() -> dict[str, Any]:
+    name_param = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                  NAMESPACE_QUERY]
+    ns_param = [{"name": "ns", "in": "path", "required": True, "schema": {"type": "string"}}]
+    accepted = {"202": _text("Accepted; the controller converges in the background")}
+    return {
+        "/healthz": {"get": _op("Liveness", {"200": _text("Serving")}, auth=False)},
+        "/metrics": {"get": _op("Prometheus metrics (also on METRICS_PORT)",
+                                {"200": _text("Prometheus text format")}, auth=False)},
+        "/system/info": {"get": _op("Gateway and provider versions",
+                                    {"200": _json(_ref("GatewayInfo"), "Versions")})},
+        "/system/openapi.json": {"get": _op("This document", {"200": _json({"type": "object"},
+                                                                            "OpenAPI 3.1")})},
+        "/system/functions": {
+            "get": _op("List functions", {"200": _json(
+                {"type": "array", "items": _ref("FunctionStatus")}, "Functions")},
+                params=[NAMESPACE_QUERY]),
+            "post": _op("Deploy", {**accepted, "409": _text("Exists")},
+                        body="FunctionDeployment", params=[NAMESPACE_QUERY]),
+            "put": _op("Update (faas-cli deploy sends PUT first)",
+                       {**accepted, "404": _text("Not deployed")}, body="FunctionDeployment",
+                       params=[NAMESPACE_QUERY]),
+            "delete": _op("Remove", {**accepted, "404": _text("Not deployed")},
+                          body="DeleteFunctionRequest", params=[NAMESPACE_QUERY]),
+        },
+        "/system/function/{name}": {"get": _op(
+            "One function", {"200": _json(_ref("FunctionStatus"), "Status"),
+                             "404": {"description": "Not deployed (empty body)"}},
+            params=name_param)},
+        "/system/scale-function/{name}": {"post": _op(
+            "Set the desired replica count (0..MAX_REPLICAS)",
+            {**accepted, "404": _text("Not deployed")}, body="ScaleServiceRequest",
+            params=name_param)},
+        "/system/secrets": {
+            "get": _op("List secrets (names only)", {"200": _json(
+                {"type": "array", "items": _ref("SecretDescription")}, "Secrets")},
+                params=[NAMESPACE_QUERY]),
+            "post": _op("Create", {"201": _text("Created"), "409": _text("Exists")},
+                        body="Secret"),
+            "put": _op("Replace the value", {**accepted, "404": _text("Missing")},
+                       body="Secret"),
+            "delete": _op("Remove", {**accepted, "404": _text("Missing"),
+                                     "409": _text("Mounted by functions (named)")},
+                          body="SecretDescription", params=[NAMESPACE_QUERY]),
+        },
+        "/system/namespaces": {"get": _op("Namespaces, the default first", {"200": _json(
+            {"type": "array", "items": {"type": "string"}}, "Names")})},
+        "/system/namespace/": {"post": _op("Create (name in the body)",
+                                           {"201": _text("Created"), "409": _text("Exists")},
+                                           body="FunctionNamespace")},
+        "/system/namespace/{ns}": {
+            "get": _op("One namespace", {"200": _json(_ref("FunctionNamespace"), "Namespace"),
+                                         "404": _text("Missing")}, params=ns_param),
+            "post": _op("Create", {"201": _text("Created"), "409": _text("Exists")},
+                        body="FunctionNamespace", params=ns_param),
+            "put": _op("Replace labels and annotations", {**accepted, "404": _text("Missing")},
+                       body="FunctionNamespace", params=ns_param),
+            "delete": _op("Remove an empty namespace", {
+                **accepted, "404": _text("Missing"), "409": _text("Holds functions")},
+                params=ns_param),
+        },
+        "/system/logs": {"get": _op(
+            "Function logs as NDJSON, every replica merged in time order",
+            {"200": {"description": "One LogMessage per line",
+                     "content": {"application/x-ndjson": {"schema": _ref("LogMessage")}}},
+             "404": _text("No such function"), "422": _text("Unparsable since or tail")},
+            params=[{"name": n, "in": "query", "required": n == "name",
+                     "schema": {"type": "string"}}
+                    for n in ("name", "namespace", "instance", "since", "tail", "follow")])},
+        "/system/async/{call_id}": {"get": _op(
+            "State of an async invocation (our extension)",
+            {"200": _json(_ref("AsyncStatus"), "State"), "404": _text("Unknown call id")},
+            params=[{"name": "call_id", "in": "path", "required": True,
+                     "schema": {"type": "string"}}])},
+        "/async-function/{name}": {"post": _op(
+            "Queue an invocation durably; X-Callback-Url gets the result",
+            {"202": {"description": "Queued; X-Call-Id names it"},
+             "400": _text("Bad X-Callback-Url"), "404": _text("No such function"),
+             "405": _text("Only POST is allowed"), "413": _text("Body too large")},
+            params=[{"name": "name", "in": "path", "required": True,
+                     "schema": {"type": "string"}}], auth=False)},
+        "/function/{name}": {method: _op(
+            "Invoke a function (`name` or `name.namespace`, any path after it)",
+            {"200": {"description": "The function's own answer (any status)"},
+             "404": _text("No such function"), "405": _text("Method not allowed"),
+             "502": _text("No healthy replica, or the replica failed"),
+             "504": _text("No answer within EXEC_TIMEOUT")},
+            params=[{"name": "name", "in": "path", "required": True,
+                     "schema": {"type": "string"}}], auth=False)
+            for method in ("get", "post", "put", "patch", "delete", "options", "head")},
+    }
+
+
+def document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "docker-faas gateway", "version": "0.1.0",
+                 "description": "The OpenFaaS gateway API as docker-faas serves it, plus our "
+                                "extensions. Error bodies are plain text.",
+                 "license": {"name": "MIT", "identifier": "MIT"}},
+        "paths": _paths(),
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}},
+        },
+        "security": [{"basic": []}],
+    }
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(document())
