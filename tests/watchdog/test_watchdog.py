@@ -32,10 +32,25 @@ SLEEP = ROOT / "fixtures" / "functions" / "sleep" / "handler.py"
 PY = sys.executable
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports that are free right now (on every address, as the watchdog binds).
+
+    They are released before they are used, so something else may take one meanwhile: the
+    fixture below starts again on fresh ports when that happens.
+    """
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:  # all held at once, so no two come back equal
+            sock.bind(("", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+# What a process that lost the race for its port says; then we try again on another one.
+ADDRESS_IN_USE = "Address already in use"
+START_ATTEMPTS = 3
 
 
 class RunningWatchdog:
@@ -65,9 +80,9 @@ StartWatchdog = Callable[..., RunningWatchdog]
 @pytest.fixture
 def start_watchdog(tmp_path: Path) -> Iterator[StartWatchdog]:
     started: list[RunningWatchdog] = []
+    lost_races: list[RunningWatchdog] = []
 
-    def start(wait_healthy: bool = True, **env: str) -> RunningWatchdog:
-        port = free_port()
+    def launch(port: int, env: dict[str, str]) -> RunningWatchdog:
         log = tmp_path / f"watchdog-{port}.log"
         full_env = {"PATH": os.environ["PATH"], "TMPDIR": str(tmp_path), "port": str(port)}
         full_env.update(env)
@@ -77,24 +92,48 @@ def start_watchdog(tmp_path: Path) -> Iterator[StartWatchdog]:
             )
         watchdog = RunningWatchdog(proc, port, log, tmp_path)
         started.append(watchdog)
-        if wait_healthy:
-            deadline = time.monotonic() + 5
-            while True:
-                try:
-                    if watchdog.health() == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"watchdog did not become healthy; its log:\n{watchdog.log()}")
-                time.sleep(0.01)
         return watchdog
 
+    def become_healthy(watchdog: RunningWatchdog) -> bool:
+        """True once healthy; False if it exited first; fails the test on a time-out."""
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                if watchdog.health() == 200:
+                    return True
+            except httpx.TransportError:
+                pass
+            if watchdog.proc.poll() is not None:
+                return False
+            if time.monotonic() > deadline:
+                pytest.fail(f"watchdog did not become healthy; its log:\n{watchdog.log()}")
+            time.sleep(0.01)
+
+    def start(
+        wait_healthy: bool = True, fresh_upstream: bool = False, **env: str
+    ) -> RunningWatchdog:
+        """A watchdog on a free port; `fresh_upstream` also picks a free port for upstream_url."""
+        for attempt in range(1, START_ATTEMPTS + 1):
+            port, upstream_port = free_ports(2)
+            if fresh_upstream:
+                env["upstream_url"] = f"http://127.0.0.1:{upstream_port}"
+            watchdog = launch(port, env)
+            if not wait_healthy or become_healthy(watchdog):
+                return watchdog
+            # It exited before it was healthy. Losing the race for a port (the watchdog's, or
+            # the function's in http mode) is the test's doing: start again on fresh ports.
+            if ADDRESS_IN_USE in watchdog.log() and attempt < START_ATTEMPTS:
+                started.remove(watchdog)  # its log may hold the function's traceback
+                lost_races.append(watchdog)
+                continue
+            pytest.fail(f"watchdog did not become healthy; its log:\n{watchdog.log()}")
+        raise AssertionError("unreachable")
+
     yield start
-    for watchdog in started:
+    for watchdog in started + lost_races:
         if watchdog.proc.poll() is None:
             watchdog.proc.kill()
-            watchdog.proc.wait()
+        watchdog.proc.wait()
     for watchdog in started:  # an exception in a handler thread is a bug even if HTTP looked fine
         assert "Traceback" not in watchdog.log(), watchdog.log()
 
@@ -301,8 +340,7 @@ def test_sigterm_drains_an_in_flight_request(start_watchdog: StartWatchdog) -> N
 
 
 def test_http_mode_forwards_requests_to_the_upstream(start_watchdog: StartWatchdog) -> None:
-    upstream = f"http://127.0.0.1:{free_port()}"
-    watchdog = start_watchdog(mode="http", upstream_url=upstream, fprocess=f"{PY} {HTTP_ECHO}")
+    watchdog = start_watchdog(mode="http", fresh_upstream=True, fprocess=f"{PY} {HTTP_ECHO}")
     with httpx.Client(base_url=watchdog.url) as client:
         response = client.put("/a/b?x=1&y=two", content=b"payload", headers={"X-Custom": "yes"})
         assert response.status_code == 200
@@ -321,8 +359,7 @@ def test_http_mode_forwards_requests_to_the_upstream(start_watchdog: StartWatchd
 
 
 def test_http_mode_exits_non_zero_when_the_function_dies(start_watchdog: StartWatchdog) -> None:
-    upstream = f"http://127.0.0.1:{free_port()}"
-    watchdog = start_watchdog(mode="http", upstream_url=upstream, fprocess=f"{PY} {CRASH}")
+    watchdog = start_watchdog(mode="http", fresh_upstream=True, fprocess=f"{PY} {CRASH}")
     try:
         response = httpx.post(watchdog.url + "/", content=b"boom")
         assert response.status_code == 502
@@ -335,12 +372,11 @@ def test_http_mode_exits_non_zero_when_the_function_dies(start_watchdog: StartWa
 def test_http_mode_answers_502_when_the_upstream_is_unreachable(
     start_watchdog: StartWatchdog,
 ) -> None:
-    holder = socket.socket()  # accepts once so the watchdog gets ready, then goes away
-    holder.bind(("127.0.0.1", 0))
-    holder.listen()
-    upstream = f"http://127.0.0.1:{holder.getsockname()[1]}"
-    watchdog = start_watchdog(mode="http", upstream_url=upstream)
-    holder.close()
+    with socket.socket() as holder:  # accepts once so the watchdog gets ready, then goes away
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        upstream = f"http://127.0.0.1:{holder.getsockname()[1]}"
+        watchdog = start_watchdog(mode="http", upstream_url=upstream)
     response = httpx.get(watchdog.url + "/")
     assert response.status_code == 502
     assert "Can't reach service" in response.text
