@@ -40,7 +40,7 @@ class SlotHistory:
     def delay(self, policy: BackoffPolicy) -> float:
         if self.failures == 0:
             return 0.0
-        return min(policy.cap, policy.initial * 2 ** (self.failures - 1))
+        return min(policy.cap, policy.initial * 2.0 ** (self.failures - 1))
 
     def ready_at(self, policy: BackoffPolicy) -> float:
         """The earliest time the slot may be filled again."""
