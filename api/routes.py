@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from api import namespaces, secrets, system
+from api import async_routes, logs, namespaces, openapi, secrets, system
 
 ROUTES = [
     Route("/healthz", system.healthz, methods=["GET", "HEAD"]),
     Route("/system/info", system.info, methods=["GET"]),
+    Route("/system/openapi.json", openapi.openapi, methods=["GET"]),
     Route("/system/functions", system.list_functions, methods=["GET"]),
     Route("/system/functions", system.deploy, methods=["POST"]),
     Route("/system/functions", system.update, methods=["PUT"]),
     Route("/system/functions", system.delete, methods=["DELETE"]),
     Route("/system/function/{name}", system.get_function, methods=["GET"]),
     Route("/system/scale-function/{name}", system.scale, methods=["POST"]),
+    Route("/system/logs", logs.logs, methods=["GET"]),
+    Route("/system/async/{call_id}", async_routes.async_status, methods=["GET"]),
     Route("/system/secrets", secrets.list_secrets, methods=["GET"]),
     Route("/system/secrets", secrets.create_secret, methods=["POST"]),
     Route("/system/secrets", secrets.update_secret, methods=["PUT"]),

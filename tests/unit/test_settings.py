@@ -56,3 +56,16 @@ def test_serve_refuses_bad_config(monkeypatch, capsys):
     monkeypatch.setenv("GATEWAY_PORT", "nope")
     assert main(["password"]) == 2
     assert "GATEWAY_PORT" in capsys.readouterr().err
+
+
+def test_async_settings_defaults_and_bad_values():
+    s = from_env({})
+    assert (s.async_workers, s.async_concurrency, s.async_max_attempts) == (8, 4, 10)
+    assert s.async_body_limit == 16 * 2**20 and s.async_lease == 10.0
+    s = from_env({"ASYNC_WORKERS": "2", "ASYNC_BODY_LIMIT": "1024", "ASYNC_LEASE": "2s"})
+    assert (s.async_workers, s.async_body_limit, s.async_lease) == (2, 1024, 2.0)
+    for name, raw in [("ASYNC_WORKERS", "0"), ("ASYNC_CONCURRENCY", "many"),
+                      ("ASYNC_MAX_ATTEMPTS", "0"), ("ASYNC_BODY_LIMIT", "-1"),
+                      ("ASYNC_LEASE", "0s")]:
+        with pytest.raises(ConfigError, match=name):
+            from_env({name: raw})
