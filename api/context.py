@@ -13,6 +13,7 @@ import attrs
 
 from api.metrics import GatewayMetrics
 from api.settings import Settings
+from controller.logstore import LogStore
 from controller.loop import Controller
 from controller.secrets import SecretVault
 from controller.state import LiveDesired
@@ -30,6 +31,7 @@ class Gateway:
     new_id: Callable[[], str]
     vault: SecretVault
     controller: Controller | None = None
+    logs: LogStore | None = None  # function log lines, for /system/logs
 
     @property
     def desired(self) -> Desired:

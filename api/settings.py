@@ -47,12 +47,19 @@ class Settings:
     read_timeout: float = 60.0
     write_timeout: float = 60.0
     exec_timeout: float = 60.0  # upstream timeout of an invocation
+    ready_timeout: float = 30.0  # how long an invocation waits for a healthy replica
     default_replicas: int = 1
     max_replicas: int = 20
     instance: str = "default"
     health_interval: float = 0.5
     resync_interval: float = 5.0
     docker_host: str | None = None
+    log_lines_per_function: int = 10_000  # /system/logs keeps the newest N per function
+    async_workers: int = 8  # tasks running queued async requests
+    async_concurrency: int = 4  # async invocations of one function at a time
+    async_max_attempts: int = 10  # per request, and again per callback
+    async_body_limit: int = 16 * 2**20  # bytes
+    async_lease: float = 10.0  # a crashed gateway's running requests wait this long
     secrets_dir: str = ""  # host directory for secret files; default /run/docker-faas/<instance>
 
     @property
@@ -125,12 +132,19 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         read_timeout=_duration(env, "READ_TIMEOUT", 60.0),
         write_timeout=_duration(env, "WRITE_TIMEOUT", 60.0),
         exec_timeout=_duration(env, "EXEC_TIMEOUT", 60.0),
+        ready_timeout=_duration(env, "READY_TIMEOUT", 30.0),
         default_replicas=_int(env, "DEFAULT_REPLICAS", 1, 0, max_replicas),
         max_replicas=max_replicas,
         instance=_name(env, "DOCKER_FAAS_INSTANCE", "default"),
         health_interval=_duration(env, "HEALTH_INTERVAL", 0.5),
         resync_interval=_duration(env, "RESYNC_INTERVAL", 5.0),
         docker_host=env.get("DOCKER_HOST") or None,
+        log_lines_per_function=_int(env, "LOG_LINES_PER_FUNCTION", 10_000, 1, 10**9),
+        async_workers=_int(env, "ASYNC_WORKERS", 8, 1, 1024),
+        async_concurrency=_int(env, "ASYNC_CONCURRENCY", 4, 1, 1024),
+        async_max_attempts=_int(env, "ASYNC_MAX_ATTEMPTS", 10, 1, 1000),
+        async_body_limit=_int(env, "ASYNC_BODY_LIMIT", 16 * 2**20, 1, 2**31),
+        async_lease=_duration(env, "ASYNC_LEASE", 10.0),
     )
     secrets_dir = env.get("SECRETS_DIR") or f"/run/docker-faas/{settings.instance}/secrets"
     if not secrets_dir.startswith("/"):

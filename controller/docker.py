@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import aiodocker
@@ -89,8 +89,13 @@ class DockerAdapter:
             await container.start()
             return str(container.id)
 
-    async def remove(self, container_id: str, *, stop_timeout: float = 0) -> None:
-        """Stop (SIGTERM, then SIGKILL after `stop_timeout` s) and remove; gone is fine."""
+    async def remove(self, container_id: str, *, stop_timeout: float = 0,
+                     before_delete: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Stop (SIGTERM, then SIGKILL after `stop_timeout` s) and remove; gone is fine.
+
+        `before_delete` runs between the stop and the delete (the log collector reads the
+        stopped container's last lines there: the delete takes the engine's log with it).
+        """
         docker = self._docker()
         with _mapped():
             try:
@@ -98,6 +103,8 @@ class DockerAdapter:
                 if stop_timeout > 0:
                     with contextlib.suppress(aiodocker.DockerError):
                         await container.stop(t=int(stop_timeout))
+                if before_delete is not None:
+                    await before_delete()
                 await container.delete(force=True, v=True)
             except aiodocker.DockerError as err:
                 if err.status not in (404, 409):  # gone, or removal already in progress
@@ -106,8 +113,15 @@ class DockerAdapter:
     async def ensure_network(self, name: str, labels: dict[str, str]) -> None:
         docker = self._docker()
         with _mapped():
-            existing = await docker.networks.list(filters={"name": [name]})
-            if any(n.get("Name") == name for n in existing):
+            existing = [n for n in await docker.networks.list(filters={"name": [name]})
+                        if n.get("Name") == name]
+            # Duplicates (made by an older race) make every create fail as "ambiguous":
+            # keep the oldest, drop the others when nothing is attached to them.
+            for extra in sorted(existing, key=lambda n: n.get("Created", ""))[1:]:
+                with contextlib.suppress(aiodocker.DockerError):
+                    network = await docker.networks.get(extra["Id"])
+                    await network.delete()
+            if existing:
                 return
             try:
                 await docker.networks.create(
@@ -128,3 +142,41 @@ class DockerAdapter:
                 async for line in response.content:
                     if line.strip():
                         yield json.loads(line)
+
+    async def inspect(self, container_id: str) -> dict[str, Any] | None:
+        """The engine's inspect JSON of one container; None when it is gone."""
+        with _mapped():
+            try:
+                container = await self._docker().containers.get(container_id)
+            except aiodocker.DockerError as err:
+                if err.status == 404:
+                    return None
+                raise
+            return dict(container._container)
+
+    async def logs(
+        self, container_id: str, *, follow: bool, since: str
+    ) -> AsyncGenerator[bytes, None]:
+        """The raw log stream of a container (stdout and stderr, each message timestamped)
+        from `since` (engine form: seconds[.nanoseconds]), until it ends.
+
+        Each stream has a client of its own: a follow holds its connection for as long as
+        the container runs, and the shared client's pool (100 connections) must stay free
+        for the controller's calls.
+        """
+        version = self._client.api_version if self._client is not None else "auto"
+        with _mapped():
+            try:
+                client = aiodocker.Docker(url=self._url, api_version=version)
+            except ValueError as err:  # no socket to be found
+                raise EngineUnavailable(str(err)) from err
+            try:
+                params = {"stdout": "1", "stderr": "1", "timestamps": "1",
+                          "follow": "1" if follow else "0", "since": since}
+                async with client._query(
+                    f"containers/{container_id}/logs", method="GET", params=params, timeout=None
+                ) as response:
+                    async for chunk in response.content.iter_any():
+                        yield chunk
+            finally:
+                await client.close()
