@@ -32,7 +32,10 @@ from api.metrics import GatewayMetrics, append_families, controller_families
 from api.proxy import PREFIX, FunctionProxy
 from api.routes import ROUTES
 from api.settings import Settings
+from api.wake import unavailable_reason, wait_for_replica
 from controller.docker import DockerAdapter
+from controller.logs import LogCollector
+from controller.logstore import LogStore
 from controller.loop import Controller, ControllerSettings
 from controller.secrets import SecretVault
 from controller.state import LiveDesired, touched_keys
@@ -82,6 +85,9 @@ def create_app(
         settings=settings, store=store, live=live,
         metrics=GatewayMetrics(lambda: live.current), clock=clock, new_id=new_id, vault=vault,
     )
+    logs = LogStore(settings.state_dir / "logs.db", keep=settings.log_lines_per_function)
+    gateway.logs = logs  # opened on first use
+    collector = LogCollector(docker, logs) if docker is not None else None
     appended: Counter[str] = Counter()
     live.listen(lambda records: appended.update(type(r.event).__name__ for r in records))
     gateway.metrics.sources.append(lambda: append_families(appended))
@@ -97,6 +103,7 @@ def create_app(
                 health_interval=settings.health_interval,
             ),
             vault,
+            logs=collector,
         )
         gateway.controller = controller
         gateway.metrics.sources.append(
@@ -107,6 +114,9 @@ def create_app(
     proxy = FunctionProxy(
         exists=lambda key: live.current.functions.get(key) is not None,
         pick=gateway.controller.health.pick if gateway.controller else (lambda key: None),
+        wait=lambda key: wait_for_replica(gateway, key),
+        explain=lambda key: unavailable_reason(gateway, key),
+        suspect=gateway.controller.health.suspect if gateway.controller else None,
         metrics=gateway.metrics,
         timeout=settings.exec_timeout,
     )
@@ -138,6 +148,9 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if collector is not None:
+                await collector.close()
+            logs.close()
             proxy.pool.close()
             if docker is not None:
                 await docker.close()

@@ -6,8 +6,10 @@ through our own pooled upstream client (upstream.py). The gateway adds `X-Call-I
 caller sent none), `X-Start-Time` and `X-Served-By`, strips hop-by-hop headers, passes the
 raw query and the path after the function name, never follows redirects, and streams bodies
 both ways. Unknown function → 404; no healthy replica or a failed replica → 502; no answer
-within EXEC_TIMEOUT → 504. A request whose body we hold whole is retried once on another
-connection when a pooled connection turns out to be dead before anything was answered.
+within EXEC_TIMEOUT → 504. When no replica is healthy yet (starting, or asleep at zero
+replicas) the request waits for one, up to READY_TIMEOUT, instead of failing. A request
+that could not be delivered (connect refused, or a pooled connection found dead while we
+still hold the whole body) is tried on another replica, so a dying replica loses nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from api.metrics import GatewayMetrics
@@ -30,6 +32,7 @@ _HOP_BY_HOP = frozenset(
 )
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 SERVED_BY = b"docker-faas/0.1.0"
+_ATTEMPTS = 3  # replicas tried for one request when connecting fails
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"})
 
 Scope = dict[str, Any]
@@ -66,6 +69,10 @@ async def _reply(send: Callable[..., Any], status: int, message: str,
     await send({"type": "http.response.body", "body": body})
 
 
+async def _no_wait(key: Key) -> Address | None:
+    return None
+
+
 class FunctionProxy:
     def __init__(
         self,
@@ -74,12 +81,18 @@ class FunctionProxy:
         pick: Callable[[Key], Address | None],
         metrics: GatewayMetrics,
         timeout: float,
+        wait: Callable[[Key], Awaitable[Address | None]] | None = None,
+        suspect: Callable[[Address], None] | None = None,
+        explain: Callable[[Key], str] | None = None,
     ) -> None:
         self._exists = exists
         self._pick = pick
         self._metrics = metrics
         self._timeout = timeout
-        self.pool = Pool()
+        self._wait = wait or _no_wait
+        self._suspect = suspect or (lambda address: None)
+        self._explain = explain or (lambda key: f"no healthy replica of {key[1]}.{key[0]}")
+        self.pool = Pool(connect_timeout=1.0)
 
     async def __call__(self, scope: Scope, receive: Callable[..., Any],
                        send: Callable[..., Any]) -> None:
@@ -169,12 +182,17 @@ class FunctionProxy:
                        head_only: bool) -> int:
         target = path + (b"?" + query if query else b"")
         head = b"%s %s HTTP/1.1\r\n%s\r\n" % (method, target, b"".join(headers))
-        attempts = 1 if more else 2  # only a body we hold whole can be sent again
-        for attempt in range(attempts):
+        tried: set[Address] = set()
+        for attempt in range(_ATTEMPTS):
             address = self._pick(key)
+            if address is not None and address in tried:
+                address = self._pick(key)  # round robin is back at one that failed: move on
             if address is None:
-                await _reply(send, 502, f"no healthy replica of {key[1]}.{key[0]}", extra)
+                address = await self._wait(key)
+            if address is None:
+                await _reply(send, 502, self._explain(key), extra)
                 return 502
+            reused = False
             try:
                 async with asyncio.timeout(self._timeout):
                     conn, reused = await self.pool.get(address)
@@ -189,9 +207,13 @@ class FunctionProxy:
                 await _reply(send, 504, f"function {key[1]}.{key[0]} timed out", extra)
                 return 504
             except (UpstreamError, OSError) as err:
-                retry = (attempt + 1 < attempts and (reused or isinstance(err, UpstreamError)
-                                                      and not err.sent))
-                if retry:
+                # Safe to send again: nothing reached the replica (connect failed), or a
+                # pooled connection turned out dead and we still hold the whole body.
+                unsent = isinstance(err, UpstreamError) and not err.sent
+                if unsent:
+                    self._suspect(address)
+                if attempt + 1 < _ATTEMPTS and (unsent or (reused and not more)):
+                    tried.add(address)
                     continue
                 await _reply(send, 502, f"function {key[1]}.{key[0]} failed: {err}", extra)
                 return 502

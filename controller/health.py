@@ -12,8 +12,11 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine
 from typing import Any
+
+import attrs
 
 from controller.model import FunctionKey, ObservedReplica
 
@@ -41,16 +44,21 @@ async def probe(address: Address, path: str, timeout: float) -> bool:
 
 
 class HealthTracker:
-    def __init__(self, *, interval: float, port: int = 8080, path: str = "/_/health") -> None:
+    def __init__(self, *, interval: float, port: int = 8080, path: str = "/_/health",
+                 on_change: Callable[[FunctionKey], None] | None = None) -> None:
         self.interval = interval
         self.port = port
         self.path = path
+        self.on_change = on_change  # told when a replica turns healthy or unhealthy
+        self._ever_healthy: set[str] = set()
+        self._failing_since: dict[str, float] = {}
         self._replicas: dict[FunctionKey, dict[str, ObservedReplica]] = {}
         self._healthy: dict[str, bool] = {}  # container id -> last probe result
         self._withdrawn: set[str] = set()  # never routable again, whatever probes say
         self._routable: dict[FunctionKey, tuple[Address, ...]] = {}
         self._cursor: dict[FunctionKey, itertools.count[int]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._ready: dict[FunctionKey, asyncio.Event] = {}  # set while a replica is routable
 
     # ---- what the proxy and the API read ----
     def pick(self, key: FunctionKey) -> Address | None:
@@ -66,6 +74,42 @@ class HealthTracker:
     def available(self, key: FunctionKey) -> int:
         return len(self._routable.get(key, ()))
 
+    async def wait_routable(self, key: FunctionKey, timeout: float) -> Address | None:
+        """A healthy replica of `key`, waiting up to `timeout` s for one to appear."""
+        address = self.pick(key)
+        if address is not None or timeout <= 0:
+            return address
+        event = self._ready.setdefault(key, asyncio.Event())
+        try:
+            async with asyncio.timeout(timeout):
+                while address is None:
+                    await event.wait()
+                    address = self.pick(key)
+                    if address is None:
+                        event.clear()
+        except TimeoutError:
+            return None
+        return address
+
+    def annotate(self, replicas: list[ObservedReplica]) -> list[ObservedReplica]:
+        """The replicas with what the probes know of them, for the planner."""
+        now = time.monotonic()
+        return [
+            attrs.evolve(r, healthy=bool(self._healthy.get(r.id)),
+                         failing_for=now - self._failing_since.get(r.id, now))
+            for r in replicas
+        ]
+
+    def suspect(self, address: Address) -> None:
+        """The proxy could not connect to `address`: out of routing until a probe passes."""
+        for key, replicas in self._replicas.items():
+            for replica in replicas.values():
+                if (replica.ip, self.port) == address and self._healthy.get(replica.id):
+                    self._healthy[replica.id] = False
+                    self._rebuild(key)
+                    self._spawn(self._probe_one(replica))
+                    return
+
     # ---- what the controller tells it ----
     def observe(self, key: FunctionKey, replicas: list[ObservedReplica]) -> None:
         """The current containers of `key`; new live ones are probed straight away."""
@@ -74,6 +118,8 @@ class HealthTracker:
         for gone in previous.keys() - live.keys():
             self._healthy.pop(gone, None)
             self._withdrawn.discard(gone)
+            self._ever_healthy.discard(gone)
+            self._failing_since.pop(gone, None)
         if live:
             self._replicas[key] = live
             self._cursor.setdefault(key, itertools.count())
@@ -102,8 +148,12 @@ class HealthTracker:
         )
         if addresses:
             self._routable[key] = addresses
+            if key in self._ready:
+                self._ready[key].set()
         else:
             self._routable.pop(key, None)
+            if key in self._ready:
+                self._ready[key].clear()
 
     async def _probe_one(self, replica: ObservedReplica) -> None:
         ok = await probe((replica.ip, self.port), self.path, min(self.interval, 1.0))
@@ -111,9 +161,16 @@ class HealthTracker:
         replicas = self._replicas.get(replica.key, {})
         if replica.id not in replicas:
             return  # it left while we probed
+        if ok:
+            self._ever_healthy.add(replica.id)
+            self._failing_since.pop(replica.id, None)
+        elif replica.id in self._ever_healthy:
+            self._failing_since.setdefault(replica.id, time.monotonic())
         if self._healthy.get(replica.id) != ok:
             self._healthy[replica.id] = ok
             self._rebuild(replica.key)
+            if self.on_change is not None:
+                self.on_change(replica.key)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)

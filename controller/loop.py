@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import shutil
 from collections.abc import Callable, Iterable
@@ -23,6 +24,7 @@ import attrs
 from controller import labels as L
 from controller.docker import DockerAdapter, EngineError, EngineUnavailable
 from controller.health import HealthTracker
+from controller.logs import LogCollector
 from controller.model import CreateReplica, FunctionKey, ObservedReplica, RemoveReplica, Target
 from controller.plan import plan_function
 from controller.render import (
@@ -58,8 +60,10 @@ class Controller:
         desired: Callable[[], Desired],
         settings: ControllerSettings,
         vault: SecretVault | None = None,
+        logs: LogCollector | None = None,
     ) -> None:
         self.docker = docker
+        self.logs = logs  # copies each replica's log before the engine's copy goes
         self._desired = desired
         self.settings = settings
         self.vault = vault
@@ -68,7 +72,8 @@ class Controller:
             secrets_dir=settings.secrets_dir,
         )
         self._networks: set[str] = set()  # ensured during this engine session
-        self.health = HealthTracker(interval=settings.health_interval)
+        self._network_lock = asyncio.Lock()
+        self.health = HealthTracker(interval=settings.health_interval, on_change=self._kick)
         self.errors: dict[FunctionKey, str] = {}  # last failure per function, for status
         self.stats = ControllerStats()
         self._dirty: set[FunctionKey] = set()
@@ -142,8 +147,14 @@ class Controller:
         """What a replica needs before it can be created: its network, its secret files."""
         network = network_for(self.render, spec.namespace)
         if network not in self._networks:
-            await self.docker.ensure_network(network, {L.INSTANCE: self.settings.instance})
-            self._networks.add(network)
+            # one creator per network: two functions of a new namespace reconcile at once,
+            # and the engine would happily make two networks of the same name
+            async with self._network_lock:
+                if network not in self._networks:
+                    await self.docker.ensure_network(
+                        network, {L.INSTANCE: self.settings.instance}
+                    )
+                    self._networks.add(network)
         for name, digest in digests.items():
             path = secret_path(self.render, spec.namespace, name, digest)
             if self.vault is None:
@@ -159,7 +170,7 @@ class Controller:
 
     async def reconcile(self, key: FunctionKey) -> None:
         observed = await self.observe(key)
-        actions = plan_function(key, self.target(key), observed)
+        actions = plan_function(key, self.target(key), self.health.annotate(observed))
         for action in actions:
             if isinstance(action, CreateReplica):
                 state = self._desired().get(*key)
@@ -178,7 +189,9 @@ class Controller:
                 self.health.withdraw(action.id)
                 live = not action.reason.startswith("not running")
                 await self.docker.remove(
-                    action.id, stop_timeout=self.settings.stop_grace if live else 0
+                    action.id, stop_timeout=self.settings.stop_grace if live else 0,
+                    before_delete=functools.partial(self.logs.finish, key, action.id)
+                    if self.logs is not None else None,
                 )
                 self.stats.actions[("remove", action.reason.split(":")[0])] += 1
             if isinstance(action, CreateReplica):
@@ -187,6 +200,8 @@ class Controller:
         if actions:
             observed = await self.observe(key)
         self.health.observe(key, observed)
+        if self.logs is not None:
+            self.logs.observe(key, observed)
         if observed or self.target(key) is not None:
             self._known.add(key)
         else:

@@ -25,6 +25,8 @@ class ObservedReplica:
     state: str  # Docker's State: created, running, exited, dead, paused, removing, ...
     ip: str = ""
     created: int = 0
+    healthy: bool = False  # its last health probe passed (filled in by the loop)
+    failing_for: float = 0.0  # seconds its probes have failed after it was healthy once
 
     @property
     def key(self) -> FunctionKey:

@@ -35,14 +35,26 @@ def docker(*args: str, check: bool = True) -> str:
     return result.stdout.strip()
 
 
+def _stale(value: str) -> bool:
+    """A test instance whose pytest process is gone (`t-<pid>-<hex>`); others may be
+    running in a parallel session on the same engine and are left alone."""
+    if not value.startswith(TEST_PREFIX):
+        return False
+    try:
+        pid = int(value.split("-")[1])
+    except (IndexError, ValueError):
+        return True
+    return not Path(f"/proc/{pid}").exists()
+
+
 def remove_instance(instance: str | None = None) -> None:
-    """Remove containers and networks of one test instance, or of every test instance."""
+    """Remove containers and networks of one test instance, or of every stale one."""
     ids = docker("ps", "-aq", "--filter", "label=com.docker-faas.instance").split()
     doomed = []
     for cid in ids:
         value = docker("inspect", "-f", '{{index .Config.Labels "com.docker-faas.instance"}}',
                        cid, check=False)
-        if (value == instance) if instance else value.startswith(TEST_PREFIX):
+        if (value == instance) if instance else _stale(value):
             doomed.append(cid)
     if doomed:
         docker("rm", "-f", *doomed, check=False)
@@ -50,7 +62,7 @@ def remove_instance(instance: str | None = None) -> None:
                       "label=com.docker-faas.instance").split():
         value = docker("network", "inspect", "-f",
                        '{{index .Labels "com.docker-faas.instance"}}', net, check=False)
-        if (value == instance) if instance else value.startswith(TEST_PREFIX):
+        if (value == instance) if instance else _stale(value):
             docker("network", "rm", net, check=False)
 
 
@@ -72,14 +84,13 @@ def engine() -> Iterator[None]:
         pytest.fail(f"fixture images missing: {missing}; run `just images` first", pytrace=False)
     remove_instance()
     yield
-    remove_instance()
 
 
 class Gateway:
     """One `docker-faas serve` subprocess, restartable on the same state."""
 
     def __init__(self, tmp: Path, **env: str) -> None:
-        self.instance = TEST_PREFIX + uuid.uuid4().hex[:8]
+        self.instance = f"{TEST_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.port = free_port()
         self.metrics_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

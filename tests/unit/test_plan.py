@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,6 +30,7 @@ def worlds(draw: st.DrawFn) -> list[ObservedReplica]:
             id=f"c{n}", namespace=ns, function=name,
             replica=draw(st.integers(-1, 5)), spec_hash=draw(st.sampled_from(HASHES)),
             state=draw(st.sampled_from(STATES)), ip=f"10.0.0.{n}", created=draw(st.integers(0, 9)),
+            healthy=draw(st.booleans()), failing_for=draw(st.sampled_from([0.0, 0.0, 30.0])),
         ))
     return replicas
 
@@ -50,20 +52,41 @@ def apply(world: list[ObservedReplica], actions: list, ids: itertools.count
     return world
 
 
+def probe(world: list[ObservedReplica]) -> list[ObservedReplica]:
+    """Health probes run: every running container passes."""
+    return [attrs.evolve(r, healthy=r.state == "running", failing_for=0.0) for r in world]
+
+
+def converge(desired, world, rounds=3):
+    ids = itertools.count()
+    world = [r for r in world if r.state != "removing"]  # the engine's business
+    for _ in range(rounds):
+        world = probe(apply(world, plan(desired, world), ids))
+    return world
+
+
 @settings(max_examples=300)
 @given(targets, worlds())
-def test_planning_again_after_applying_yields_nothing(desired, world):
-    ids = itertools.count()
-    after = apply(world, plan(desired, world), ids)
-    # "removing" containers are the engine's business; they vanish by themselves
-    after = [r for r in after if r.state != "removing"]
-    assert plan(desired, after) == []
+def test_planning_again_after_converging_yields_nothing(desired, world):
+    assert plan(desired, converge(desired, world)) == []
+
+
+@settings(max_examples=300)
+@given(targets, worlds())
+def test_a_healthy_outdated_replica_stays_until_its_replacement_is_healthy(desired, world):
+    after = apply(world, plan(desired, world), itertools.count())  # new ones not healthy yet
+    for key, target in desired.items():
+        serving_before = {r.replica for r in world if r.key == key and r.live and r.healthy
+                          and r.failing_for == 0 and 0 <= r.replica < target.replicas}
+        serving_after = {r.replica for r in after if r.key == key and r.live and r.healthy
+                         and r.failing_for == 0 and 0 <= r.replica < target.replicas}
+        assert serving_before <= serving_after
 
 
 @settings(max_examples=300)
 @given(targets, worlds())
 def test_converged_world_matches_desired(desired, world):
-    after = apply(world, plan(desired, world), itertools.count())
+    after = converge(desired, world)
     live = [r for r in after if r.state == "running"]
     for key, target in desired.items():
         mine = [r for r in live if r.key == key]
@@ -84,6 +107,23 @@ def test_only_handed_in_containers_are_touched(desired, world):
 def test_removing_containers_are_left_alone(desired, world):
     removing = {r.id for r in world if r.state == "removing"}
     assert not any(isinstance(a, RemoveReplica) and a.id in removing for a in plan(desired, world))
+
+
+def test_rolling_update_in_two_steps():
+    desired = {("ns", "a"): Target(1, "new")}
+    old = ObservedReplica("old", "ns", "a", 0, "old", "running", healthy=True)
+    starting = ObservedReplica("n", "ns", "a", 0, "new", "running", healthy=False)
+    assert plan(desired, [old]) == [CreateReplica("ns", "a", 0, "new")]
+    assert plan(desired, [old, starting]) == []  # old keeps serving meanwhile
+    ready = attrs.evolve(starting, healthy=True)
+    assert plan(desired, [old, ready]) == [RemoveReplica("old", "ns", "a", "spec changed")]
+
+
+def test_a_replica_failing_its_probes_is_replaced():
+    desired = {("ns", "a"): Target(1, "h")}
+    sick = ObservedReplica("s", "ns", "a", 0, "h", "running", healthy=False, failing_for=11)
+    assert plan(desired, [sick]) == [RemoveReplica("s", "ns", "a", "unhealthy"),
+                                     CreateReplica("ns", "a", 0, "h")]
 
 
 def test_plan_is_deterministic_and_ordered():
