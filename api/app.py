@@ -39,7 +39,8 @@ from controller.logstore import LogStore
 from controller.loop import Controller, ControllerSettings
 from controller.secrets import SecretVault
 from controller.state import LiveDesired, touched_keys
-from events.store import EventStore
+from events.store import ConcurrencyError, EventStore
+from events.types import ReplicaFailed, stream_of
 
 
 def utc_now() -> datetime:
@@ -103,6 +104,7 @@ def create_app(
                 health_interval=settings.health_interval,
             ),
             vault,
+            record=lambda event: record_outcome(gateway, event),
             logs=collector,
         )
         gateway.controller = controller
@@ -174,6 +176,17 @@ def metrics_endpoint(gateway: Gateway) -> Callable[[Request], Any]:
                         media_type=CONTENT_TYPE_LATEST)
 
     return metrics
+
+
+def record_outcome(gateway: Gateway, event: ReplicaFailed) -> None:
+    """Append a controller outcome to its own stream (actor `controller`)."""
+    stream = stream_of(event)
+    try:
+        gateway.store.append(stream, [event], gateway.store.stream_version(stream),
+                             time=gateway.clock(), actor="controller",
+                             request_id=gateway.new_id())
+    except ConcurrencyError:  # a second gateway on the same log recorded it meanwhile
+        pass
 
 
 def create_metrics_app(gateway: Gateway) -> Starlette:

@@ -155,7 +155,14 @@ async def get_function(request: Request) -> Response:
     state = gw.desired.get(namespace, name)
     if state is None:
         return Response(status_code=404)
-    return JSONResponse(wire.status(state, gw.available(state.spec.key)))
+    out = wire.status(state, gw.available(state.spec.key))
+    if gw.controller is not None:  # our extension fields; OpenFaaS clients ignore them
+        restarts, reason = gw.controller.restarts(state.spec.key)
+        if restarts:
+            out["restarts"], out["lastExitReason"] = restarts, reason
+        if state.spec.key in gw.controller.errors:
+            out["lastError"] = gw.controller.errors[state.spec.key]
+    return JSONResponse(out)
 
 
 async def info(request: Request) -> Response:

@@ -156,7 +156,7 @@ class HealthTracker:
                 self._ready[key].clear()
 
     async def _probe_one(self, replica: ObservedReplica) -> None:
-        ok = await probe((replica.ip, self.port), self.path, min(self.interval, 1.0))
+        ok = await probe((replica.ip, self.port), replica.health_path, min(self.interval, 1.0))
         ok = ok and replica.id not in self._withdrawn
         replicas = self._replicas.get(replica.key, {})
         if replica.id not in replicas:

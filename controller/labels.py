@@ -14,6 +14,7 @@ FUNCTION = PREFIX + "function"
 NAMESPACE = PREFIX + "namespace"
 REPLICA = PREFIX + "replica"
 SPEC_HASH = PREFIX + "spec-hash"
+HEALTH_PATH = PREFIX + "health-path"  # what the prober asks, fixed per container
 # OpenFaaS clients (the certifier) expect the function name under this key.
 FAAS_FUNCTION = "faas_function"
 

@@ -16,12 +16,14 @@ import contextlib
 import functools
 import logging
 import shutil
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import attrs
 
 from controller import labels as L
+from controller.backoff import BackoffPolicy, SlotHistory
 from controller.docker import DockerAdapter, EngineError, EngineUnavailable
 from controller.health import HealthTracker
 from controller.logs import LogCollector
@@ -37,6 +39,7 @@ from controller.render import (
 from controller.secrets import SecretVault
 from controller.stats import ControllerStats
 from events.model import Desired, FunctionSpec
+from events.types import ReplicaFailed
 
 log = logging.getLogger("docker_faas.controller")
 
@@ -61,7 +64,13 @@ class Controller:
         settings: ControllerSettings,
         vault: SecretVault | None = None,
         logs: LogCollector | None = None,
+        record: Callable[[ReplicaFailed], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._record = record  # appends an outcome event to the log (the audit trail)
+        self._clock = clock
+        self.backoff = BackoffPolicy()
+        self._slots: dict[tuple[FunctionKey, int], SlotHistory] = {}
         self.docker = docker
         self.logs = logs  # copies each replica's log before the engine's copy goes
         self._desired = desired
@@ -168,14 +177,68 @@ class Controller:
         raw = await self.docker.list_containers(L.instance_filter(self.settings.instance, *key))
         return [ObservedReplica.from_container(c) for c in raw]
 
+    def restarts(self, key: FunctionKey) -> tuple[int, str]:
+        """Replacements after failures and the last reason, over the function's slots."""
+        slots = [h for (k, _), h in self._slots.items() if k == key]
+        latest = max(slots, key=lambda h: h.failed_at, default=SlotHistory())
+        return sum(h.restarts for h in slots), latest.last_exit
+
+    async def _failure_reason(self, container_id: str, reason: str) -> tuple[str, int | None]:
+        if reason == "unhealthy":
+            return "failed its health checks", None
+        data = await self.docker.inspect(container_id) or {}
+        state = data.get("State") or {}
+        code = state.get("ExitCode")
+        if state.get("OOMKilled"):
+            return f"killed: out of memory (exit code {code})", code
+        if state.get("Error"):
+            return f"could not start: {state['Error']}", code
+        if code == 137:
+            return "killed (SIGKILL, exit code 137)", code
+        return f"exited with code {code}", code
+
+    async def _note_failure(self, key: FunctionKey, slot: int, container_id: str,
+                            reason: str) -> None:
+        text, code = await self._failure_reason(container_id, reason)
+        history = self._slots.get((key, slot), SlotHistory()).failed(self._clock(), text)
+        self._slots[(key, slot)] = history
+        restarts, _ = self.restarts(key)
+        delay = history.delay(self.backoff)
+        log.warning("%s/%s replica %d %s; replacing in %.1fs (restart %d)",
+                    key[0], key[1], slot, text, delay, restarts)
+        if self._record is not None:
+            self._record(ReplicaFailed(key[0], key[1], slot, container_id[:12], text, code,
+                                       restarts, delay))
+
+    def _track_health(self, key: FunctionKey, observed: list[ObservedReplica]) -> None:
+        now = self._clock()
+        for replica in self.health.annotate(observed):
+            slot = (key, replica.replica)
+            if slot in self._slots and replica.live:
+                history = self._slots[slot]
+                self._slots[slot] = (history.healthy(now, self.backoff) if replica.healthy
+                                     else history.unhealthy())
+
     async def reconcile(self, key: FunctionKey) -> None:
         observed = await self.observe(key)
+        self._track_health(key, observed)
+        slots = {r.id: r.replica for r in observed}
         actions = plan_function(key, self.target(key), self.health.annotate(observed))
         for action in actions:
+            if isinstance(action, RemoveReplica) and action.reason.startswith(
+                    ("not running: exited", "not running: dead", "unhealthy")):
+                await self._note_failure(key, slots.get(action.id, -1), action.id,
+                                         action.reason)
             if isinstance(action, CreateReplica):
                 state = self._desired().get(*key)
                 if state is None:  # removed while we worked; the next pass cleans up
                     break
+                history = self._slots.get((key, action.replica))
+                if history is not None and history.ready_at(self.backoff) > self._clock():
+                    # crash-looping slot: fill it when its back-off has passed
+                    wait = history.ready_at(self.backoff) - self._clock()
+                    asyncio.get_running_loop().call_later(wait, self._kick, key)
+                    continue
                 digests = self.digests(state.spec)
                 await self._prepare(state.spec, digests)
                 name, config = replica_config(
@@ -206,6 +269,9 @@ class Controller:
             self._known.add(key)
         else:
             self._known.discard(key)
+        if self.target(key) is None:
+            for slot in [s for s in self._slots if s[0] == key]:
+                del self._slots[slot]
 
     # ---- the whole loop ----
     async def resync(self) -> None:

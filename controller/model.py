@@ -25,6 +25,7 @@ class ObservedReplica:
     state: str  # Docker's State: created, running, exited, dead, paused, removing, ...
     ip: str = ""
     created: int = 0
+    health_path: str = "/_/health"
     healthy: bool = False  # its last health probe passed (filled in by the loop)
     failing_for: float = 0.0  # seconds its probes have failed after it was healthy once
 
@@ -56,6 +57,7 @@ class ObservedReplica:
             state=data.get("State", ""),
             ip=ip,
             created=int(data.get("Created", 0)),
+            health_path=labels.get(L.HEALTH_PATH) or "/_/health",
         )
 
 

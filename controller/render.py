@@ -35,6 +35,14 @@ class RenderSettings:
     secrets_dir: str = "/run/docker-faas/secrets"
 
 
+HEALTH_PATH_ANNOTATION = "com.openfaas.health.http.path"
+
+
+def health_path(spec: FunctionSpec) -> str:
+    path = dict(spec.annotations).get(HEALTH_PATH_ANNOTATION) or "/_/health"
+    return path if path.startswith("/") else "/" + path
+
+
 def network_for(settings: RenderSettings, namespace: str) -> str:
     """Each namespace has its own bridge network, so namespaces cannot reach each other."""
     if namespace == DEFAULT_NAMESPACE:
@@ -104,6 +112,7 @@ def base_config(
             L.NAMESPACE: spec.namespace,
             L.FUNCTION: spec.name,
             L.FAAS_FUNCTION: spec.name,
+            L.HEALTH_PATH: health_path(spec),
         },
         "ExposedPorts": {f"{WATCHDOG_PORT}/tcp": {}},
         "HostConfig": _host_config(spec, settings, digests),

@@ -43,4 +43,4 @@ class LiveDesired:
 
 def touched_keys(records: Iterable[Recorded]) -> set[tuple[str, str]]:
     """The (namespace, name) of every function the records change."""
-    return {record.event.key for record in records}
+    return {record.event.key for record in records if not record.stream.startswith("outcome/")}

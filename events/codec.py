@@ -25,6 +25,7 @@ from events.types import (
     NamespaceCreated,
     NamespaceRemoved,
     NamespaceUpdated,
+    ReplicaFailed,
     SecretCreated,
     SecretRemoved,
     SecretUpdated,
@@ -46,6 +47,7 @@ EVENT_TYPES: dict[str, tuple[type[Event], int]] = {
     "secret.created": (SecretCreated, 1),
     "secret.updated": (SecretUpdated, 1),
     "secret.removed": (SecretRemoved, 1),
+    "replica.failed": (ReplicaFailed, 1),
 }
 """Stable type name -> (event class, current schema version)."""
 

@@ -26,6 +26,7 @@ __all__ = [
     "Pairs",
     "Resources",
     "namespace_stream",
+    "outcome_stream",
     "pairs",
     "secret_stream",
     "stream_name",
@@ -184,6 +185,11 @@ def stream_name(namespace: str, name: str) -> str:
 
 def namespace_stream(name: str) -> str:
     return f"namespace/{name}"
+
+
+def outcome_stream(namespace: str, name: str) -> str:
+    """What happened to a function's replicas (not what was asked): audit only."""
+    return f"outcome/{namespace}/{name}"
 
 
 def secret_stream(namespace: str, name: str) -> str:

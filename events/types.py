@@ -14,6 +14,7 @@ from events.model import (
     Pairs,
     as_pairs,
     namespace_stream,
+    outcome_stream,
     secret_stream,
     stream_name,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "NamespaceCreated",
     "NamespaceRemoved",
     "NamespaceUpdated",
+    "ReplicaFailed",
     "SecretCreated",
     "SecretRemoved",
     "SecretUpdated",
@@ -157,6 +159,26 @@ class SecretRemoved:
         return (self.namespace, self.name)
 
 
+@attrs.frozen
+class ReplicaFailed:
+    """An outcome, not an intent: a replica died or failed its health checks and is being
+    replaced. Kept in the function's own `outcome/…` stream for the audit trail; the
+    desired-state projection never reads it."""
+
+    namespace: str
+    name: str
+    replica: int
+    container: str
+    reason: str
+    exit_code: int | None = None
+    restarts: int = 0  # replacements of this function after failures, this one included
+    retry_in: float = 0.0  # back-off before the replacement, seconds
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+
 FunctionEvent = FunctionDeployed | FunctionUpdated | FunctionScaled | FunctionRemoved
 Event = (
     FunctionDeployed
@@ -169,6 +191,7 @@ Event = (
     | SecretCreated
     | SecretUpdated
     | SecretRemoved
+    | ReplicaFailed
 )
 
 
@@ -178,4 +201,6 @@ def stream_of(event: Event) -> str:
         return namespace_stream(event.name)
     if isinstance(event, SecretCreated | SecretUpdated | SecretRemoved):
         return secret_stream(event.namespace, event.name)
+    if isinstance(event, ReplicaFailed):
+        return outcome_stream(event.namespace, event.name)
     return stream_name(*event.key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 
@@ -65,3 +66,77 @@ def test_killing_one_of_two_replicas_under_load_loses_no_request(gateway: Gatewa
     failed = [c for c in codes if c != 200]
     assert len(codes) > 100
     assert failed == [], f"{len(failed)} of {len(codes)} failed: {sorted(set(failed))}"
+
+
+def _load(gw: Gateway, name: str, seconds: float, action) -> list[int]:
+    stop, codes = threading.Event(), []
+    workers = [threading.Thread(target=_steady_load, args=(gw, name, stop, codes))
+               for _ in range(4)]
+    for w in workers:
+        w.start()
+    try:
+        time.sleep(0.5)
+        action()
+        time.sleep(seconds)
+    finally:
+        stop.set()
+        for w in workers:
+            w.join()
+    return codes
+
+
+def test_rolling_update_under_load_loses_nothing(gateway: Gateway) -> None:
+    gateway.deploy("echo", "echo", labels={"com.openfaas.scale.min": "2"})
+    gateway.wait_for("two healthy", lambda: gateway.client.get(
+        "/system/function/echo").json()["availableReplicas"] == 2)
+    before = set(gateway.containers("echo"))
+
+    def update() -> None:
+        gateway.deploy("echo", "echo", method="PUT", envVars={"VERSION": "2"},
+                       labels={"com.openfaas.scale.min": "2"})
+        gateway.wait_for("the new replicas to replace the old", lambda: (
+            len(gateway.containers("echo")) == 2 and not before & set(gateway.containers("echo"))))
+
+    codes = _load(gateway, "echo", 1.0, update)
+    failed = [c for c in codes if c != 200]
+    assert len(codes) > 100 and failed == [], f"{len(failed)} of {len(codes)} failed"
+
+
+def test_an_update_that_never_becomes_healthy_keeps_the_old_replicas(gateway: Gateway) -> None:
+    gateway.deploy("web", "http-echo")
+    gateway.invoke_until("web", lambda r: r.status_code == 200, data=b"x")
+    [old] = gateway.containers("web")
+    # the new spec's health path answers 503: the update must stall, the old one serve
+    gateway.deploy("web", "http-echo", method="PUT",
+                   annotations={"com.openfaas.health.http.path": "/health?status=503"})
+    gateway.wait_for("the new replica to start", lambda: len(gateway.containers("web")) == 2)
+    time.sleep(3)
+    assert old in gateway.containers("web")
+    for _ in range(20):
+        r = gateway.client.post("/function/web", content=b"still here")
+        assert r.status_code == 200 and r.json()["body"] == "still here"
+    # going back to the previous spec resumes: the stalled replica goes, the old one stays
+    gateway.deploy("web", "http-echo", method="PUT")
+    gateway.wait_for("the stalled replica to go", lambda: gateway.containers("web") == [old])
+
+
+def test_a_crashing_replica_is_replaced_and_reported(gateway: Gateway) -> None:
+    gateway.deploy("crash", "crash")
+    gateway.wait_for("a healthy crash replica", lambda: gateway.client.get(
+        "/system/function/crash").json()["availableReplicas"] == 1)
+    first = gateway.containers("crash")
+    try:  # the replica dies while answering: a 502 or a cut-off answer is fine
+        gateway.client.post("/function/crash", content=b"boom")
+    except httpx.HTTPError:
+        pass
+    gateway.wait_for("a replacement", lambda: gateway.containers("crash") not in ([], first))
+    gateway.wait_for("healthy again", lambda: gateway.client.get(
+        "/system/function/crash").json()["availableReplicas"] == 1)
+    status = gateway.client.get("/system/function/crash").json()
+    assert status["restarts"] == 1 and "exited with code" in status["lastExitReason"]
+    with sqlite3.connect(gateway.state) as db:
+        rows = db.execute("SELECT stream, actor, payload FROM events WHERE type = ?",
+                          ("replica.failed",)).fetchall()
+    assert [(s, a) for s, a, _ in rows] == [("outcome/openfaas-fn/crash", "controller")]
+    # outcomes never change the desired state
+    assert status["replicas"] == 1
