@@ -140,3 +140,25 @@ def test_a_crashing_replica_is_replaced_and_reported(gateway: Gateway) -> None:
     assert [(s, a) for s, a, _ in rows] == [("outcome/openfaas-fn/crash", "controller")]
     # outcomes never change the desired state
     assert status["replicas"] == 1
+
+
+def test_scaling_down_drains_in_flight_requests(gateway: Gateway) -> None:
+    gateway.deploy("sleep", "sleep", labels={"com.openfaas.scale.min": "2"})
+    gateway.wait_for("two healthy", lambda: gateway.client.get(
+        "/system/function/sleep").json()["availableReplicas"] == 2)
+    results: list[int] = []
+
+    def slow_call() -> None:
+        with httpx.Client(base_url=gateway.url, timeout=30) as client:
+            results.append(client.get("/function/sleep?ms=2500").status_code)
+
+    calls = [threading.Thread(target=slow_call) for _ in range(6)]
+    for call in calls:
+        call.start()
+    time.sleep(0.5)  # all six are in flight, on both replicas
+    r = gateway.client.post("/system/scale-function/sleep", json={"replicas": 1})
+    assert r.status_code == 202
+    for call in calls:
+        call.join()
+    assert results == [200] * 6
+    gateway.wait_for("one replica", lambda: len(gateway.containers("sleep")) == 1)
