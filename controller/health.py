@@ -23,6 +23,8 @@ from controller.model import FunctionKey, ObservedReplica
 log = logging.getLogger("docker_faas.health")
 
 Address = tuple[str, int]
+STARTUP_PROBE_INTERVAL = 0.05
+STARTUP_WINDOW = 60.0
 
 
 async def probe(address: Address, path: str, timeout: float) -> bool:
@@ -126,7 +128,7 @@ class HealthTracker:
         else:
             self._replicas.pop(key, None)
         for new in live.keys() - previous.keys():
-            self._spawn(self._probe_one(live[new]))
+            self._spawn(self._probe_starting(live[new]))
         self._rebuild(key)
 
     def withdraw(self, container_id: str) -> None:
@@ -171,6 +173,18 @@ class HealthTracker:
             self._rebuild(replica.key)
             if self.on_change is not None:
                 self.on_change(replica.key)
+
+    async def _probe_starting(self, replica: ObservedReplica) -> None:
+        """Probe a new replica every 50 ms until it first passes (or leaves), so a fresh
+        replica — a wake from zero, say — enters routing as soon as its watchdog is up
+        rather than at the next periodic probe."""
+        deadline = time.monotonic() + STARTUP_WINDOW
+        while time.monotonic() < deadline:
+            await self._probe_one(replica)
+            if self._healthy.get(replica.id) or replica.id not in self._replicas.get(
+                    replica.key, {}):
+                return
+            await asyncio.sleep(STARTUP_PROBE_INTERVAL)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)

@@ -26,6 +26,7 @@ def test_a_function_at_zero_answers_its_next_invocation(gateway: Gateway) -> Non
     woke = time.monotonic() - started
     status = gateway.client.get("/system/function/echo").json()
     assert status["replicas"] == 1
+    print(f"woke from zero in {woke * 1000:.0f} ms")
     assert woke < 15, f"waking took {woke:.1f}s"
 
 
