@@ -55,7 +55,8 @@ def plan_function(
     creates: list[Action] = []
     stale: list[Action] = []
     candidates = sorted(
-        (r for r in observed if r.state != _GONE), key=lambda r: (r.replica, r.created, r.id)
+        (r for r in observed if r.state != _GONE),
+        key=lambda r: (r.replica, not r.healthy, r.created, r.id),  # keep a healthy duplicate
     )
     if target is None:
         return [_remove(r, "function removed") for r in candidates]
