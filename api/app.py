@@ -26,6 +26,7 @@ from starlette.routing import Route
 from api.async_routes import ASYNC_PREFIX, AsyncSubmit
 from api.asyncworker import AsyncWorkers, QueueThread, loopback
 from api.auth import BasicAuth
+from api.autoscaler import Autoscaler
 from api.context import Gateway
 from api.errors import HANDLERS
 from api.metrics import GatewayMetrics, append_families, controller_families
@@ -130,6 +131,8 @@ def create_app(
         timeout=settings.exec_timeout + 5, response_limit=settings.async_body_limit,
     )
     gateway.metrics.async_depth = lambda: workers.depth
+    autoscaler = (Autoscaler(gateway, interval=settings.autoscale_interval)
+                  if gateway.controller is not None and settings.autoscale_enabled else None)
     submit = AsyncSubmit(
         queue=queue, exists=lambda key: live.current.functions.get(key) is not None,
         body_limit=settings.async_body_limit, enqueued=workers.enqueued,
@@ -140,10 +143,14 @@ def create_app(
         task = None
         if gateway.controller is not None:
             task = asyncio.create_task(gateway.controller.run())
+        if autoscaler is not None:
+            autoscaler.start()
         await workers.start()
         try:
             yield
         finally:
+            if autoscaler is not None:
+                await autoscaler.stop()
             await workers.stop()
             queue.close()
             if task is not None:

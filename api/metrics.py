@@ -72,6 +72,17 @@ class GatewayMetrics(Collector):
         """Completed invocations of one function, all codes (the list's invocationCount)."""
         return float(sum(s.count for (fn, _), s in self._done.items() if fn == function_name))
 
+    def started_counts(self) -> dict[str, int]:
+        """Invocations started per function so far (for the autoscaler's sampling)."""
+        return dict(self._started)
+
+    def completed_counts(self) -> dict[str, int]:
+        """Invocations completed per function so far, all codes, in one pass."""
+        out: dict[str, int] = {}
+        for (fn, _), series in self._done.items():
+            out[fn] = out.get(fn, 0) + series.count
+        return out
+
     def collect(self) -> Iterator[Metric]:
         total = CounterMetricFamily("gateway_function_invocation", "Completed function invocations",
                                     labels=["function_name", "code"])

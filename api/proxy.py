@@ -113,7 +113,6 @@ class FunctionProxy:
             await _reply(send, 405, f"method {scope['method']} is not allowed",
                          [(b"allow", b", ".join(m.encode() for m in sorted(METHODS)))])
             return
-        self._metrics.start(function_name)
 
         method = scope["method"].encode()
         query = scope.get("query_string") or b""
@@ -167,6 +166,8 @@ class FunctionProxy:
             response_extra.append((b"x-call-id", call_id))
 
         code = 502
+        # started and recorded as a pair (the autoscaler's in-flight = started - completed)
+        self._metrics.start(function_name)
         try:
             code = await self._forward(
                 key, method, path, query, out, first, more, receive_chunk, use_chunked,

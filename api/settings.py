@@ -61,6 +61,8 @@ class Settings:
     async_body_limit: int = 16 * 2**20  # bytes
     async_lease: float = 10.0  # a crashed gateway's running requests wait this long
     secrets_dir: str = ""  # host directory for secret files; default /run/docker-faas/<instance>
+    autoscale_enabled: bool = True  # the built-in autoscaler (com.openfaas.scale.* labels)
+    autoscale_interval: float = 1.0  # how often it samples the load and decides
 
     @property
     def state_dir(self) -> Path:
@@ -145,6 +147,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         async_max_attempts=_int(env, "ASYNC_MAX_ATTEMPTS", 10, 1, 1000),
         async_body_limit=_int(env, "ASYNC_BODY_LIMIT", 16 * 2**20, 1, 2**31),
         async_lease=_duration(env, "ASYNC_LEASE", 10.0),
+        autoscale_enabled=_bool(env, "AUTOSCALE_ENABLED", True),
+        autoscale_interval=_duration(env, "AUTOSCALE_INTERVAL", 1.0),
     )
     secrets_dir = env.get("SECRETS_DIR") or f"/run/docker-faas/{settings.instance}/secrets"
     if not secrets_dir.startswith("/"):

@@ -17,6 +17,7 @@ from api import wire
 from api.auth import ACTOR_KEY
 from api.context import Gateway
 from api.errors import ApiError, bad_request, text
+from controller.autoscale import PolicyError, policy_from_labels
 from events import decide
 from events.model import DEFAULT_NAMESPACE
 from events.types import Event, stream_of
@@ -86,10 +87,19 @@ def _initial_replicas(gw: Gateway, labels: dict[str, str]) -> int:
     return value
 
 
+def _check_scaling(gw: Gateway, labels: dict[str, str]) -> None:
+    """The autoscaler's labels must be usable: 400 naming the label otherwise."""
+    try:
+        policy_from_labels(labels, max_replicas=gw.settings.max_replicas)
+    except PolicyError as err:
+        raise bad_request(str(err)) from None
+
+
 async def deploy(request: Request) -> Response:
     gw = gateway_of(request)
     spec = wire.deployment(await read_json(request), request.query_params.get("namespace"))
     replicas = _initial_replicas(gw, dict(spec.labels))
+    _check_scaling(gw, dict(spec.labels))
     commit(request, decide.deploy(gw.desired, spec, replicas))
     return text(202, "")
 
@@ -98,6 +108,7 @@ async def update(request: Request) -> Response:
     gw = gateway_of(request)
     spec = wire.deployment(await read_json(request), request.query_params.get("namespace"))
     _initial_replicas(gw, dict(spec.labels))  # validates the label
+    _check_scaling(gw, dict(spec.labels))
     commit(request, decide.update(gw.desired, spec))
     return text(202, "")
 

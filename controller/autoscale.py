@@ -140,10 +140,14 @@ def decide(
         return Decision(None, ())  # asleep: the next invocation wakes it, not the autoscaler
     if not policy.enabled:
         return Decision(None, ())
-    rec = recommend(policy, load)
+    # Awake, it keeps at least one replica even with scale.min 0: only the zero policy
+    # (scale.zero + zero-duration) puts a function to sleep, never an ordinary scale-down.
+    rec = max(1, recommend(policy, load))
     history = tuple(h for h in history if now - h[0] < policy.down_window) + ((now, rec),)
     if rec >= current:
         wanted = rec
     else:
-        wanted = max(n for _, n in history)  # the highest recent wish wins on the way down
+        # The highest recent wish wins on the way down, but a way down never goes up: a
+        # wish older than a user's scale-down must not bring the replicas back.
+        wanted = min(current, max(n for _, n in history))
     return Decision(wanted if wanted != current else None, history)

@@ -103,6 +103,8 @@ class Gateway:
             "DOCKER_FAAS_INSTANCE": self.instance, "FUNCTIONS_NETWORK": "dfaas-" + self.instance,
             "AUTH_PASSWORD": PASSWORD, "RESYNC_INTERVAL": "2s", "HEALTH_INTERVAL": "0.25s",
             "EXEC_TIMEOUT": "10s", "LOG_LEVEL": "info",
+            # off unless a test asks: it would rescale the functions other tests load
+            "AUTOSCALE_ENABLED": "false",
             "SECRETS_DIR": str(tmp / f"secrets-{self.instance}"), **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None

@@ -69,3 +69,36 @@ def test_result_always_within_bounds(low, extra, loads):
         if d.replicas is not None:
             current = d.replicas
         assert p.min <= current <= p.max or current == max(low, 1)
+
+
+def test_a_way_down_never_goes_up():
+    # The load wanted 4; a user then scaled down to 2 while the wish was still recent.
+    p = ScalePolicy(min=1, max=5, target=10, proportion=1.0, down_window=30)
+    d = decide(p, 1, 35, now=0, idle_since=None)
+    assert d.replicas == 4
+    d = decide(p, 2, 0, now=5, idle_since=None, history=d.history)
+    assert d.replicas is None  # not back up to 4, not down to 1 before the window ends
+    assert decide(p, 2, 0, now=31, idle_since=None, history=d.history).replicas == 1
+
+
+def test_min_zero_never_puts_an_awake_function_to_sleep():
+    p = ScalePolicy(min=0, max=3, target=10, down_window=0)
+    assert recommend(p, 0) == 0
+    assert decide(p, 2, 0, now=100, idle_since=0).replicas == 1  # down to 1, not 0
+    assert decide(p, 1, 0, now=200, idle_since=0).replicas is None
+    asleep = ScalePolicy(min=0, max=3, zero=True, zero_duration=60)
+    assert decide(asleep, 1, 0, now=200, idle_since=0).replicas == 0  # the zero policy does
+
+
+@given(st.integers(0, 3), st.integers(1, 6), st.integers(0, 9),
+       st.lists(st.tuples(st.floats(0, 500), st.integers(0, 9)), max_size=25))
+def test_a_lower_recommendation_never_raises_the_count(low, span, start, steps):
+    """Whatever the history, decide only raises the count when the load now asks for more."""
+    p = ScalePolicy(min=low, max=low + span, target=10, proportion=1.0, down_window=7)
+    history: tuple[tuple[float, int], ...] = ()
+    for t, (load, current) in enumerate(steps):
+        current = max(current, 1)
+        d = decide(p, current, load, now=float(t), idle_since=None, history=history)
+        history = d.history
+        if d.replicas is not None and d.replicas > current:
+            assert d.replicas == max(1, recommend(p, load))

@@ -12,7 +12,8 @@ ALLOWED = {"events": {"events"}, "controller": {"controller", "events"},
            "api": {"api", "controller", "events"}}
 PURE = ["events/model.py", "events/types.py", "events/decide.py", "events/project.py",
         "events/codec.py", "controller/plan.py", "controller/model.py", "controller/render.py",
-        "controller/quantities.py", "controller/labels.py", "controller/logparse.py"]
+        "controller/quantities.py", "controller/labels.py", "controller/logparse.py",
+        "controller/autoscale.py"]
 IO_MODULES = {"asyncio", "aiodocker", "aiohttp", "httpx", "sqlite_utils", "sqlite3", "starlette",
               "uvicorn", "socket", "subprocess", "time", "random", "uuid", "os"}
 

@@ -69,3 +69,14 @@ def test_async_settings_defaults_and_bad_values():
                       ("ASYNC_LEASE", "0s")]:
         with pytest.raises(ConfigError, match=name):
             from_env({name: raw})
+
+
+def test_autoscaler_settings():
+    s = from_env({})
+    assert (s.autoscale_enabled, s.autoscale_interval) == (True, 1.0)
+    s = from_env({"AUTOSCALE_ENABLED": "false", "AUTOSCALE_INTERVAL": "250ms"})
+    assert (s.autoscale_enabled, s.autoscale_interval) == (False, 0.25)
+    for env in ({"AUTOSCALE_ENABLED": "sometimes"}, {"AUTOSCALE_INTERVAL": "0s"},
+                {"AUTOSCALE_INTERVAL": "often"}):
+        with pytest.raises(ConfigError, match=next(iter(env))):
+            from_env(env)
