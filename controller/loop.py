@@ -18,6 +18,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import attrs
@@ -42,6 +43,18 @@ from events.model import Desired, FunctionSpec
 from events.types import ReplicaFailed
 
 log = logging.getLogger("docker_faas.controller")
+
+
+def _before(finished_at: str, moment: datetime) -> bool:
+    """Docker's RFC 3339 `FinishedAt` (nanoseconds, `Z`) is earlier than `moment`."""
+    try:
+        text = finished_at.rstrip("Z")
+        if "." in text:
+            whole, fraction = text.split(".", 1)
+            text = f"{whole}.{fraction[:6]}"
+        return datetime.fromisoformat(text).replace(tzinfo=UTC) < moment
+    except ValueError:
+        return False
 
 
 @attrs.frozen
@@ -71,6 +84,7 @@ class Controller:
         self._clock = clock
         self.backoff = BackoffPolicy()
         self._slots: dict[tuple[FunctionKey, int], SlotHistory] = {}
+        self._session_since = datetime.now(UTC)  # when the current engine session began
         self.docker = docker
         self.logs = logs  # copies each replica's log before the engine's copy goes
         self._desired = desired
@@ -183,11 +197,20 @@ class Controller:
         latest = max(slots, key=lambda h: h.failed_at, default=SlotHistory())
         return sum(h.restarts for h in slots), latest.last_exit
 
-    async def _failure_reason(self, container_id: str, reason: str) -> tuple[str, int | None]:
+    async def _failure_reason(
+        self, container_id: str, reason: str
+    ) -> tuple[str, int | None] | None:
+        """Why a replica failed; None when it did not fail on its own: it was stopped
+        gracefully (exit 0 or 143 after SIGTERM: the engine shutting down, `docker stop`), or
+        it stopped before this engine session began (the engine itself was restarted)."""
         if reason == "unhealthy":
             return "failed its health checks", None
         data = await self.docker.inspect(container_id) or {}
         state = data.get("State") or {}
+        if _before(state.get("FinishedAt", ""), self._session_since):
+            return None
+        if state.get("ExitCode") in (0, 143) and not state.get("OOMKilled"):
+            return None  # a graceful stop (the engine shutting down, `docker stop`)
         code = state.get("ExitCode")
         if state.get("OOMKilled"):
             return f"killed: out of memory (exit code {code})", code
@@ -199,7 +222,11 @@ class Controller:
 
     async def _note_failure(self, key: FunctionKey, slot: int, container_id: str,
                             reason: str) -> None:
-        text, code = await self._failure_reason(container_id, reason)
+        why = await self._failure_reason(container_id, reason)
+        if why is None:
+            log.info("%s/%s replica %d was stopped, not failed; replacing it", *key, slot)
+            return
+        text, code = why
         history = self._slots.get((key, slot), SlotHistory()).failed(self._clock(), text)
         self._slots[(key, slot)] = history
         restarts, _ = self.restarts(key)
@@ -303,6 +330,13 @@ class Controller:
             status = event.get("status") or event.get("Action") or ""
             if status in ("die", "kill", "oom", "stop", "destroy") and event.get("id"):
                 self.health.withdraw(event["id"])
+            if status in ("die", "oom") and key[1] and event.get("id"):
+                # Docker 20.10 sends "die" before its container list shows the container
+                # stopped, so a pass started now sees it running and does nothing until
+                # the next resync. An inspect waits on the container until the engine has
+                # recorded the exit.
+                with contextlib.suppress(EngineError, EngineUnavailable):
+                    await self.docker.inspect(event["id"])
             if status in ("die", "destroy", "oom") and key[1]:
                 self._kick(key)
 
@@ -316,6 +350,7 @@ class Controller:
         """One connected period: set up, resync, then follow events until the engine goes."""
         await self.docker.ping()
         self._networks.clear()
+        self._session_since = datetime.now(UTC)
         self._engine_up.set()
         await self.resync()
         await self._watch_events()
