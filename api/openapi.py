@@ -88,6 +88,8 @@ SCHEMAS: dict[str, Any] = {
             "lastExitReason": {"type": "string", "description": "docker-faas"},
             "lastError": {"type": "string", "description": "docker-faas: why the controller "
                           "cannot converge this function"},
+            "rollout": {"type": "string", "description": "docker-faas: an update waiting "
+                        "for its new replicas to pass their health check"},
         },
     },
     "DeleteFunctionRequest": {"type": "object", "required": ["functionName"],

@@ -99,6 +99,7 @@ class Controller:
         self.health = HealthTracker(interval=settings.health_interval, on_change=self._kick)
         self.errors: dict[FunctionKey, str] = {}  # last failure per function, for status
         self.stats = ControllerStats()
+        self.rollouts: dict[FunctionKey, str] = {}  # updates waiting on healthy replicas
         self._dirty: set[FunctionKey] = set()
         self._workers: dict[FunctionKey, asyncio.Task[None]] = {}
         self._backoff: dict[FunctionKey, float] = {}
@@ -246,6 +247,19 @@ class Controller:
                 self._slots[slot] = (history.healthy(now, self.backoff) if replica.healthy
                                      else history.unhealthy())
 
+    def _note_rollout(self, key: FunctionKey, observed: list[ObservedReplica]) -> None:
+        """Say in the status when an update waits for its new replicas to pass their
+        health check (the old ones keep serving meanwhile)."""
+        target = self.target(key)
+        waiting = target is not None and any(
+            r.live and r.spec_hash != target.spec_hash for r in observed)
+        if not waiting:
+            self.rollouts.pop(key, None)
+        elif key not in self.rollouts:
+            self.rollouts[key] = (
+                f"update in progress since {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}: old "
+                "replicas serve until the new ones pass their health check")
+
     async def reconcile(self, key: FunctionKey) -> None:
         observed = await self.observe(key)
         self._track_health(key, observed)
@@ -290,6 +304,7 @@ class Controller:
         if actions:
             observed = await self.observe(key)
         self.health.observe(key, observed)
+        self._note_rollout(key, observed)
         if self.logs is not None:
             self.logs.observe(key, observed)
         if observed or self.target(key) is not None:

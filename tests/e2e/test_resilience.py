@@ -113,12 +113,31 @@ def test_an_update_that_never_becomes_healthy_keeps_the_old_replicas(gateway: Ga
     gateway.wait_for("the new replica to start", lambda: len(gateway.containers("web")) == 2)
     time.sleep(3)
     assert old in gateway.containers("web")
+    status = gateway.client.get("/system/function/web").json()
+    assert "old replicas serve" in status["rollout"]
     for _ in range(20):
         r = gateway.client.post("/function/web", content=b"still here")
         assert r.status_code == 200 and r.json()["body"] == "still here"
     # going back to the previous spec resumes: the stalled replica goes, the old one stays
     gateway.deploy("web", "http-echo", method="PUT")
     gateway.wait_for("the stalled replica to go", lambda: gateway.containers("web") == [old])
+    gateway.wait_for("the rollout note to clear", lambda: "rollout" not in gateway.client.get(
+        "/system/function/web").json())
+
+
+def test_an_update_to_a_missing_image_keeps_the_old_replica_serving(gateway: Gateway) -> None:
+    gateway.deploy("echo", "echo")
+    gateway.invoke_until("echo", lambda r: r.status_code == 200, data=b"x")
+    [old] = gateway.containers("echo")
+    r = gateway.client.put("/system/functions", json={
+        "service": "echo", "image": "docker-faas-fixtures/no-such-image:latest"})
+    assert r.status_code == 202
+    time.sleep(2)
+    assert gateway.containers("echo") == [old]
+    r = gateway.client.post("/function/echo", content=b"old one")
+    assert (r.status_code, r.text) == (200, "old one")
+    status = gateway.client.get("/system/function/echo").json()
+    assert "No such image" in status["lastError"]
 
 
 def test_a_crashing_replica_is_replaced_and_reported(gateway: Gateway) -> None:
