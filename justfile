@@ -65,6 +65,7 @@ test: setup engine images
 # Benchmarks: the proxy against direct calls and nginx (results: docs/benchmarks.md).
 bench: setup engine images
     {{py}} bench/proxy.py
+    {{py}} bench/resilience.py
 
 # Lint and type-check.
 lint: setup

@@ -7,9 +7,11 @@ caller sent none), `X-Start-Time` and `X-Served-By`, strips hop-by-hop headers, 
 raw query and the path after the function name, never follows redirects, and streams bodies
 both ways. Unknown function → 404; no healthy replica or a failed replica → 502; no answer
 within EXEC_TIMEOUT → 504. When no replica is healthy yet (starting, or asleep at zero
-replicas) the request waits for one, up to READY_TIMEOUT, instead of failing. A request
-that could not be delivered (connect refused, or a pooled connection found dead while we
-still hold the whole body) is tried on another replica, so a dying replica loses nothing.
+replicas) the request waits for one, up to READY_TIMEOUT, instead of failing. A request that
+could not be delivered (connect refused) is tried on another replica; one that may have
+reached a replica that then broke the connection is sent again only when that is safe
+(GET, HEAD, OPTIONS, or an Idempotency-Key header, and the whole body still held), so a
+POST is never run twice.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ _HOP_BY_HOP = frozenset(
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 SERVED_BY = b"docker-faas/0.1.0"
 _ATTEMPTS = 3  # replicas tried for one request when connecting fails
+_REPLAYABLE = frozenset({b"GET", b"HEAD", b"OPTIONS"})
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"})
 
 Scope = dict[str, Any]
@@ -183,6 +186,8 @@ class FunctionProxy:
                        head_only: bool) -> int:
         target = path + (b"?" + query if query else b"")
         head = b"%s %s HTTP/1.1\r\n%s\r\n" % (method, target, b"".join(headers))
+        replayable = method in _REPLAYABLE or any(
+            h.startswith((b"idempotency-key:", b"x-idempotency-key:")) for h in headers)
         tried: set[Address] = set()
         for attempt in range(_ATTEMPTS):
             address = self._pick(key)
@@ -209,11 +214,14 @@ class FunctionProxy:
                 return 504
             except (UpstreamError, OSError) as err:
                 # Safe to send again: nothing reached the replica (connect failed), or a
-                # pooled connection turned out dead and we still hold the whole body.
+                # pooled connection broke and the request is replayable (an idempotent
+                # method, or one the caller marked with an idempotency key) and we still
+                # hold its whole body. A POST that may have reached a replica is not sent
+                # twice: the caller gets the 502.
                 unsent = isinstance(err, UpstreamError) and not err.sent
                 if unsent:
                     self._suspect(address)
-                if attempt + 1 < _ATTEMPTS and (unsent or (reused and not more)):
+                if attempt + 1 < _ATTEMPTS and (unsent or (reused and not more and replayable)):
                     tried.add(address)
                     continue
                 await _reply(send, 502, f"function {key[1]}.{key[0]} failed: {err}", extra)

@@ -26,7 +26,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.conftest import Gateway, docker, remove_instance  # noqa: E402
+from tests.e2e.conftest import Gateway, docker  # noqa: E402
 
 CLK = os.sysconf("SC_CLK_TCK")
 BODY = "hello world"
@@ -126,9 +126,6 @@ def main() -> int:
     levels = [int(c) for c in args.concurrency.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="dfaas-bench-"))
     gw = Gateway(tmp, LOG_LEVEL="warning")
-    gw.instance = "t-bench"
-    gw.env.update(DOCKER_FAAS_INSTANCE=gw.instance, FUNCTIONS_NETWORK="dfaas-t-bench")
-    remove_instance(gw.instance)
     nginx = None
     try:
         gw.start()
