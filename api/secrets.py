@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api import wire
+from api.context import Gateway
 from api.errors import bad_request, text
 from api.system import commit, gateway_of, namespace_param, read_json
 from events import decide
+from events.model import Desired
+from events.types import Event
+
+Decision = Callable[[Desired, str, str, str], list[Event]]
 
 MAX_SECRET_BYTES = 512 * 1024
 
@@ -59,35 +65,31 @@ async def list_secrets(request: Request) -> Response:
     )
 
 
-async def create_secret(request: Request) -> Response:
-    gw = gateway_of(request)
+async def _target(request: Request) -> tuple[Gateway, dict[str, Any], str, str]:
+    """The gateway, the body, and the (namespace, name) a secret request is about."""
     body = await _body(request)
     name = wire.check_name(body.get("name"), "name")
-    namespace = namespace_param(request, body.get("namespace"))
+    return gateway_of(request), body, namespace_param(request, body.get("namespace")), name
+
+
+async def _seal_and_commit(request: Request, decision: Decision, status: int) -> Response:
+    gw, body, namespace, name = await _target(request)
     value = _value(body)
-    if (namespace, name) in gw.desired.secrets:  # before sealing anything
-        decide.create_secret(gw.desired, namespace, name, "")
+    decision(gw.desired, namespace, name, "")  # refuse (404/409) before sealing anything
     digest = gw.vault.put(namespace, name, value)
-    commit(request, decide.create_secret(gw.desired, namespace, name, digest))
-    return text(201, "")
+    commit(request, decision(gw.desired, namespace, name, digest))
+    return text(status, "")
+
+
+async def create_secret(request: Request) -> Response:
+    return await _seal_and_commit(request, decide.create_secret, 201)
 
 
 async def update_secret(request: Request) -> Response:
-    gw = gateway_of(request)
-    body = await _body(request)
-    name = wire.check_name(body.get("name"), "name")
-    namespace = namespace_param(request, body.get("namespace"))
-    if (namespace, name) not in gw.desired.secrets:
-        decide.update_secret(gw.desired, namespace, name, "")  # raises 404
-    digest = gw.vault.put(namespace, name, _value(body))
-    commit(request, decide.update_secret(gw.desired, namespace, name, digest))
-    return text(202, "")
+    return await _seal_and_commit(request, decide.update_secret, 202)
 
 
 async def delete_secret(request: Request) -> Response:
-    gw = gateway_of(request)
-    body = await _body(request)
-    name = wire.check_name(body.get("name"), "name")
-    namespace = namespace_param(request, body.get("namespace"))
+    gw, _, namespace, name = await _target(request)
     commit(request, decide.remove_secret(gw.desired, namespace, name))
     return text(202, "")
