@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import uvicorn
 
 from api.app import create_app, create_metrics_app
+from api.proxy import quiet_broken_answers
 from api.settings import ConfigError, from_env, with_password
 from controller.docker import DockerAdapter
 from events.sqlite import SQLiteEventStore
@@ -35,6 +36,7 @@ async def _serve() -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("uvicorn.error").addFilter(quiet_broken_answers)
     store = SQLiteEventStore(settings.state_db_path)
     app = create_app(settings, store=store, docker=DockerAdapter(settings.docker_host))
     common: dict[str, object] = {

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,7 @@ from api.upstream import Address, Pool, UpstreamError, send_request
 from events.model import DEFAULT_NAMESPACE
 
 PREFIX = "/function/"
+log = logging.getLogger("docker_faas.proxy")
 _HOP_BY_HOP = frozenset(
     b"connection proxy-connection keep-alive proxy-authenticate proxy-authorization te "
     b"trailer transfer-encoding upgrade expect".split()
@@ -70,6 +72,16 @@ async def _reply(send: Callable[..., Any], status: int, message: str,
                     (b"content-length", str(len(body)).encode()), *extra],
     })
     await send({"type": "http.response.body", "body": body})
+
+
+class ReplicaBrokeOff(Exception):
+    """Raised to make the server abort a response the replica cut short; the server's
+    traceback for it is filtered out (quiet_broken_answers), our own warning says it all."""
+
+
+def quiet_broken_answers(record: logging.LogRecord) -> bool:
+    """A logging filter for the server's error logger."""
+    return not (record.exc_info and isinstance(record.exc_info[1], ReplicaBrokeOff))
 
 
 async def _no_wait(key: Key) -> Address | None:
@@ -238,7 +250,12 @@ class FunctionProxy:
                     "headers": headers + extra})
         # A replica failing mid-body propagates: the server then aborts the connection, so
         # the client sees a truncated response rather than a falsely complete one.
-        async with contextlib.aclosing(response.body()) as body:
-            async for chunk in body:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        try:
+            async with contextlib.aclosing(response.body()) as body:
+                async for chunk in body:
+                    await send({"type": "http.response.body", "body": chunk,
+                                "more_body": True})
+        except (UpstreamError, OSError) as err:
+            log.warning("replica broke off its answer: %s", err)
+            raise ReplicaBrokeOff(str(err)) from None
         await send({"type": "http.response.body", "body": b""})

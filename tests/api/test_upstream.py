@@ -88,3 +88,44 @@ async def test_chunked_close_delimited_and_head(server):
     status, body, _ = await call(pool, address, b"/head", b"HEAD")
     assert status == 200 and body == b""
     pool.close()
+
+
+async def test_a_replica_breaking_off_its_answer_aborts_the_response_quietly():
+    import logging
+    import sys
+
+    from api.metrics import GatewayMetrics
+    from api.proxy import FunctionProxy, ReplicaBrokeOff, quiet_broken_answers
+    from events.project import EMPTY
+
+    async def half(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b")
+        await writer.drain()
+        writer.close()
+
+    srv = await asyncio.start_server(half, "127.0.0.1", 0)
+    address = ("127.0.0.1", srv.sockets[0].getsockname()[1])
+    proxy = FunctionProxy(exists=lambda key: True, pick=lambda key: address,
+                          metrics=GatewayMetrics(lambda: EMPTY), timeout=5)
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/function/f", "raw_path": b"/function/f",
+             "query_string": b"", "headers": [(b"host", b"gw")], "client": ("127.0.0.1", 1)}
+    with pytest.raises(ReplicaBrokeOff) as broke:
+        await proxy(scope, receive, send)
+    assert sent[0]["status"] == 200 and sent[-1].get("more_body") is True  # never "complete"
+    record = logging.LogRecord("uvicorn.error", logging.ERROR, "", 0, "Exception in ASGI", None,
+                               (ReplicaBrokeOff, broke.value, None))
+    assert quiet_broken_answers(record) is False
+    assert quiet_broken_answers(logging.LogRecord("x", logging.ERROR, "", 0, "m", None,
+                                                  sys.exc_info())) is True
+    proxy.pool.close()
+    srv.close()
+    await srv.wait_closed()
