@@ -110,6 +110,23 @@ class DockerAdapter:
                 if err.status not in (404, 409):  # gone, or removal already in progress
                     raise
 
+    async def networks(self, label_filters: list[str]) -> list[dict[str, Any]]:
+        """Networks carrying every `label=` filter (with their attached containers)."""
+        with _mapped():
+            found: list[dict[str, Any]] = await self._docker().networks.list(
+                filters={"label": label_filters})
+            return found
+
+    async def remove_network(self, network_id: str) -> None:
+        """Remove a network; gone or still in use is fine (the next resync tries again)."""
+        with _mapped():
+            try:
+                network = await self._docker().networks.get(network_id)
+                await network.delete()
+            except aiodocker.DockerError as err:
+                if err.status not in (403, 404, 409):
+                    raise
+
     async def ensure_network(self, name: str, labels: dict[str, str]) -> None:
         docker = self._docker()
         with _mapped():

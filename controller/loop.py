@@ -324,6 +324,19 @@ class Controller:
         keys |= self._known
         self.wake(keys - self._waiting)
         await asyncio.to_thread(self._forget_removed_secrets)
+        await self._forget_removed_namespaces()
+
+    async def _forget_removed_namespaces(self) -> None:
+        """Remove our networks of namespaces that no longer exist (once empty)."""
+        desired = self._desired()
+        wanted = {network_for(self.render, ns) for ns in desired.namespace_names()}
+        for network in await self.docker.networks(L.instance_filter(self.settings.instance)):
+            name = network.get("Name", "")
+            if name not in wanted and name.startswith(self.settings.network + "-") and not (
+                    network.get("Containers")):
+                log.info("remove network %s (its namespace is gone)", name)
+                await self.docker.remove_network(network["Id"])
+                self._networks.discard(name)
 
     def _forget_removed_secrets(self) -> None:
         """Delete the host files (and sealed values) of secrets that no longer exist."""

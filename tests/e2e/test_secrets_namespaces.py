@@ -69,3 +69,5 @@ def test_same_name_in_two_namespaces_is_two_functions(gateway: Gateway) -> None:
     gateway.invoke_until("env.team-b", lambda r: r.status_code == 404)
     assert gateway.client.get("/function/env").status_code == 200
     assert gateway.client.request("DELETE", "/system/namespace/team-b").status_code == 202
+    gateway.wait_for("the namespace's network to go", lambda: docker(
+        "network", "ls", "-q", "--filter", f"name=^{default_net}-team-b$") == "")
