@@ -323,7 +323,8 @@ class Controller:
         keys |= set(self._desired().functions)
         keys |= self._known
         self.wake(keys - self._waiting)
-        await asyncio.to_thread(self._forget_removed_secrets)
+        mounted = {m.get("Source", "") for c in raw for m in c.get("Mounts") or ()}
+        await asyncio.to_thread(self._forget_removed_secrets, mounted)
         await self._forget_removed_namespaces()
 
     async def _forget_removed_namespaces(self) -> None:
@@ -338,18 +339,29 @@ class Controller:
                 await self.docker.remove_network(network["Id"])
                 self._networks.discard(name)
 
-    def _forget_removed_secrets(self) -> None:
-        """Delete the host files (and sealed values) of secrets that no longer exist."""
+    def _forget_removed_secrets(self, mounted: set[str]) -> None:
+        """Delete the host files (and sealed values) of secrets that no longer exist, and
+        of old values no container mounts any more."""
         root = Path(self.render.secrets_dir)
         if not root.is_dir():
             return
         desired = self._desired().secrets
         for directory in root.glob("*/*"):
             namespace, name = directory.parent.name, directory.name
-            if (namespace, name) not in desired:
+            state = desired.get((namespace, name))
+            if state is None:
                 shutil.rmtree(directory, ignore_errors=True)
                 if self.vault is not None:
                     self.vault.prune(namespace, name, keep=set())
+                continue
+            keep = {state.digest[:32]}
+            for file in directory.iterdir():
+                if str(file) in mounted:
+                    keep.add(file.name)
+                elif file.name not in keep:
+                    file.unlink(missing_ok=True)
+            if self.vault is not None:
+                self.vault.prune(namespace, name, keep=keep, prefix=True)
 
     async def _watch_events(self) -> None:
         async for event in self.docker.events(L.instance_filter(self.settings.instance)):

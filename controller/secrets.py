@@ -76,13 +76,15 @@ class SecretVault:
         value: bytes = self._aead.decrypt(row[0], row[1], f"{namespace}/{name}/{digest}".encode())
         return value
 
-    def prune(self, namespace: str, name: str, keep: set[str]) -> None:
-        """Forget every stored value of a secret except the digests in `keep`."""
+    def prune(self, namespace: str, name: str, keep: set[str], *, prefix: bool = False) -> None:
+        """Forget every stored value of a secret except the digests in `keep` (or, with
+        `prefix`, those starting with one of them: host files carry a digest prefix)."""
         rows = self._db.execute(
             "SELECT digest FROM secret_values WHERE namespace=? AND name=?", (namespace, name)
         ).fetchall()
         for (digest,) in rows:
-            if digest not in keep:
+            kept = any(digest.startswith(k) for k in keep) if prefix else digest in keep
+            if not kept:
                 self._db.execute(
                     "DELETE FROM secret_values WHERE namespace=? AND name=? AND digest=?",
                     (namespace, name, digest),

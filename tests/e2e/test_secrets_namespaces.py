@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -36,6 +37,10 @@ def test_secret_served_byte_for_byte_then_rotated(gateway: Gateway) -> None:
     gateway.deploy("reader", "echo", method="PUT",
                    envProcess="cat /var/openfaas/secrets/api-key", secrets=["api-key"])
     r = gateway.invoke_until("reader", lambda r: r.content == NEW_VALUE)
+    # once no replica mounts the old value, its file is deleted at a resync
+    folder = Path(gateway.env["SECRETS_DIR"]) / "openfaas-fn" / "api-key"
+    gateway.wait_for("one value file left", lambda: len(list(folder.iterdir())) == 1)
+    assert next(folder.iterdir()).read_bytes() == NEW_VALUE
 
     # the values appear neither in the event log nor in docker inspect
     with sqlite3.connect(gateway.state) as db:
