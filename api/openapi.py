@@ -125,6 +125,33 @@ SCHEMAS: dict[str, Any] = {
                                    "callbackStatus": {"type": ["integer", "null"]},
                                    "createdAt": {"type": "string"},
                                    "updatedAt": {"type": "string"}}},
+    "AuditRecord": {
+        "type": "object", "description": "docker-faas: one record of the event log",
+        "required": ["position", "stream", "version", "time", "actor", "requestId", "source",
+                     "userAgent", "correlationId", "type", "data"],
+        "properties": {
+            "position": {"type": "integer", "minimum": 1},
+            "stream": {"type": "string"}, "version": {"type": "integer", "minimum": 1},
+            "time": {"type": "string", "format": "date-time"},
+            **{k: {"type": "string"} for k in ("actor", "requestId", "source", "userAgent",
+                                               "correlationId")},
+            "type": {"type": "string", "description": "stable event type name"},
+            "data": {"type": "object", "description": "the payload as the log stores it"},
+        },
+    },
+    "FunctionVersion": {
+        "type": "object", "description": "docker-faas: one version of a function",
+        "required": ["version", "position", "time", "actor", "type", "changes"],
+        "properties": {
+            "version": {"type": "integer", "minimum": 1},
+            "position": {"type": "integer", "minimum": 1},
+            "time": {"type": "string", "format": "date-time"},
+            "actor": {"type": "string"}, "type": {"type": "string"},
+            "changes": {"type": "array", "items": {
+                "type": "object", "required": ["field", "before", "after"],
+                "properties": {"field": {"type": "string"}, "before": {}, "after": {}}}},
+        },
+    },
     "Version": {"type": "object", "required": ["sha", "release"],
                 "properties": {"sha": {"type": "string", "minLength": 1},
                                "release": {"type": "string", "minLength": 1},
@@ -148,6 +175,12 @@ def _paths() -> dict[str, Any]:
                   NAMESPACE_QUERY]
     ns_param = [{"name": "ns", "in": "path", "required": True, "schema": {"type": "string"}}]
     accepted = {"202": _text("Accepted; the controller converges in the background")}
+    at_query = {"name": "at", "in": "query", "required": False,
+                "schema": {"type": "string"}, "description": "docker-faas: the desired state "
+                "as of an RFC 3339 time or a log position (availableReplicas then 0)"}
+    events_query = [{"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+                    for n in ("function", "namespace", "type", "actor", "since", "until",
+                              "after", "correlationId", "limit", "order")]
     return {
         "/healthz": {"get": _op("Liveness", {"200": _text("Serving")}, auth=False)},
         "/metrics": {"get": _op("Prometheus metrics (also on METRICS_PORT)",
@@ -159,7 +192,7 @@ def _paths() -> dict[str, Any]:
         "/system/functions": {
             "get": _op("List functions", {"200": _json(
                 {"type": "array", "items": _ref("FunctionStatus")}, "Functions")},
-                params=[NAMESPACE_QUERY]),
+                params=[NAMESPACE_QUERY, at_query]),
             "post": _op("Deploy", {**accepted, "409": _text("Exists")},
                         body="FunctionDeployment", params=[NAMESPACE_QUERY]),
             "put": _op("Update (faas-cli deploy sends PUT first)",
@@ -171,7 +204,15 @@ def _paths() -> dict[str, Any]:
         "/system/function/{name}": {"get": _op(
             "One function", {"200": _json(_ref("FunctionStatus"), "Status"),
                              "404": {"description": "Not deployed (empty body)"}},
-            params=name_param)},
+            params=[*name_param, at_query])},
+        "/system/function/{name}/history": {"get": _op(
+            "Every version of a function with a field-level diff (our extension)",
+            {"200": _json({"type": "array", "items": _ref("FunctionVersion")}, "Versions"),
+             "404": _text("Never existed")}, params=name_param)},
+        "/system/events": {"get": _op(
+            "The event log, filtered (our extension)",
+            {"200": _json({"type": "array", "items": _ref("AuditRecord")}, "Records")},
+            params=events_query)},
         "/system/scale-function/{name}": {"post": _op(
             "Set the desired replica count (0..MAX_REPLICAS)",
             {**accepted, "404": _text("Not deployed")}, body="ScaleServiceRequest",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from api import async_routes, logs, namespaces, openapi, secrets, system
+from api import async_routes, audit, logs, namespaces, openapi, secrets, system
 
 ROUTES = [
     Route("/healthz", system.healthz, methods=["GET", "HEAD"]),
@@ -16,6 +16,8 @@ ROUTES = [
     Route("/system/functions", system.delete, methods=["DELETE"]),
     Route("/system/function/{name}", system.get_function, methods=["GET"]),
     Route("/system/scale-function/{name}", system.scale, methods=["POST"]),
+    Route("/system/function/{name}/history", audit.function_history, methods=["GET"]),
+    Route("/system/events", audit.list_events, methods=["GET"]),
     Route("/system/logs", logs.logs, methods=["GET"]),
     Route("/system/async/{call_id}", async_routes.async_status, methods=["GET"]),
     Route("/system/secrets", secrets.list_secrets, methods=["GET"]),

@@ -13,7 +13,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from api import wire
+from api import audit, wire
 from api.auth import ACTOR_KEY
 from api.context import Gateway
 from api.errors import ApiError, bad_request, text
@@ -149,6 +149,8 @@ async def scale(request: Request) -> Response:
 
 
 async def list_functions(request: Request) -> Response:
+    if (at := request.query_params.get("at")) is not None:
+        return await audit.list_functions_at(request, at)
     gw = gateway_of(request)
     namespace = namespace_param(request)
     out = []
@@ -160,6 +162,8 @@ async def list_functions(request: Request) -> Response:
 
 
 async def get_function(request: Request) -> Response:
+    if (at := request.query_params.get("at")) is not None:
+        return await audit.get_function_at(request, at)
     gw = gateway_of(request)
     name = request.path_params["name"]
     namespace = namespace_param(request)
