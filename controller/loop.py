@@ -43,6 +43,7 @@ from events.model import Desired, FunctionSpec
 from events.types import ReplicaFailed
 
 log = logging.getLogger("docker_faas.controller")
+STARTS_AT_ONCE = 8  # concurrent container creates; more only queue inside the engine
 
 
 def _before(finished_at: str, moment: datetime) -> bool:
@@ -96,6 +97,7 @@ class Controller:
         )
         self._networks: set[str] = set()  # ensured during this engine session
         self._network_lock = asyncio.Lock()
+        self._starting = asyncio.Semaphore(STARTS_AT_ONCE)
         self.health = HealthTracker(interval=settings.health_interval, on_change=self._kick)
         self.errors: dict[FunctionKey, str] = {}  # last failure per function, for status
         self.stats = ControllerStats()
@@ -286,7 +288,8 @@ class Controller:
                     state.spec, self.render, action.replica, action.spec_hash, digests
                 )
                 log.info("create %s", name)
-                await self.docker.create_and_start(name, config)
+                async with self._starting:  # the engine starts a few at a time faster
+                    await self.docker.create_and_start(name, config)
                 self.stats.actions[("create", "")] += 1
             elif isinstance(action, RemoveReplica):
                 log.info("remove %s (%s/%s: %s)", action.id[:12], *key, action.reason)
