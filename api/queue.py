@@ -19,10 +19,11 @@ no longer change the row. One object per thread (the connection is not shared).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,19 @@ class QueueStore:
         for index in _INDEXES:
             self._db.execute(index)
 
+    @contextlib.contextmanager
+    def _immediate(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken at once (BEGIN IMMEDIATE): committed when the block
+        ends, rolled back when it raises."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
     def close(self) -> None:
         self._db.close()
 
@@ -136,15 +150,12 @@ class QueueStore:
               exclude: Collection[str] = ()) -> Job | None:
         """Lease the oldest due request (invocations of `exclude`d functions are skipped)."""
         skip = _skip(exclude)
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._immediate() as db:
             row = db.execute(
                 f"SELECT seq FROM async_requests WHERE {_DUE}{skip} ORDER BY next_at, seq LIMIT 1",
                 [now, now, *exclude],
             ).fetchone()
             if row is None:
-                db.execute("COMMIT")
                 return None
             db.execute(
                 "UPDATE async_requests SET status = 'running', lease_token = ?,"
@@ -154,10 +165,6 @@ class QueueStore:
                 [token, now + lease, now, row["seq"]],
             )
             job = db.execute("SELECT * FROM async_requests WHERE seq = ?", [row["seq"]]).fetchone()
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return _job(job)
 
     def next_due(self, now: float, exclude: Collection[str] = ()) -> float | None:
@@ -212,14 +219,11 @@ class QueueStore:
         """Record the function's final answer. With a callback URL the request moves on to
         the callback stage, still leased by the caller (first callback attempt counted).
         Returns the new status (None: the lease was lost)."""
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._immediate() as db:
             row = db.execute(
                 "SELECT callback_url FROM async_requests WHERE lease_token = ?"
                 " AND status = 'running' AND stage = 'invoke'", [token]).fetchone()
             if row is None:
-                db.execute("COMMIT")
                 return None
             common = [outcome, result.status, result.duration, error, now]
             if row["callback_url"]:
@@ -239,23 +243,16 @@ class QueueStore:
                     " lease_token = NULL,"
                     " lease_until = NULL, body = NULL WHERE lease_token = ?",
                     [*common, status, token])
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return status
 
     def finish_callback(self, token: str, now: float, *, delivered: bool,
                         callback_status: int | None, error: str | None = None) -> str | None:
         """The callback went through (status = the invocation's outcome) or gave up (failed)."""
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._immediate() as db:
             row = db.execute(
                 "SELECT outcome, last_error FROM async_requests WHERE lease_token = ?"
                 " AND status = 'running' AND stage = 'callback'", [token]).fetchone()
             if row is None:
-                db.execute("COMMIT")
                 return None
             status = (row["outcome"] or DONE) if delivered else FAILED
             db.execute(
@@ -264,10 +261,6 @@ class QueueStore:
                 " response_headers = NULL WHERE lease_token = ?",
                 [status, callback_status, error if error is not None else row["last_error"],
                  now, token])
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return str(status)
 
     # ---- reading and housekeeping ----
