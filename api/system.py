@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from api import audit, wire
 from api.auth import ACTOR_KEY
 from api.context import Gateway
-from api.errors import ApiError, bad_request, text
+from api.errors import bad_request, text
 from controller.autoscale import PolicyError, policy_from_labels
 from events import decide
 from events.model import DEFAULT_NAMESPACE
@@ -72,43 +72,28 @@ def commit(request: Request, events: list[Event], expected: int | None = None) -
     )
 
 
-def _initial_replicas(gw: Gateway, labels: dict[str, str]) -> int:
-    raw = labels.get("com.openfaas.scale.min")
-    if raw is None:
-        return gw.settings.default_replicas
+def _scaling(gw: Gateway, labels: dict[str, str]) -> int:
+    """Check the `com.openfaas.scale.*` labels (400 naming a label that cannot be used) and
+    return the replicas a deploy starts with: `scale.min`, else DEFAULT_REPLICAS."""
     try:
-        value = int(raw)
-    except ValueError:
-        raise bad_request(f"labels.com.openfaas.scale.min: {raw!r} is not a whole number") from None
-    if not 0 <= value <= gw.settings.max_replicas:
-        raise bad_request(
-            f"labels.com.openfaas.scale.min: {value} is outside 0..{gw.settings.max_replicas}"
-        )
-    return value
-
-
-def _check_scaling(gw: Gateway, labels: dict[str, str]) -> None:
-    """The autoscaler's labels must be usable: 400 naming the label otherwise."""
-    try:
-        policy_from_labels(labels, max_replicas=gw.settings.max_replicas)
+        policy = policy_from_labels(labels, max_replicas=gw.settings.max_replicas,
+                                    default_min=gw.settings.default_replicas)
     except PolicyError as err:
         raise bad_request(str(err)) from None
+    return policy.min
 
 
 async def deploy(request: Request) -> Response:
     gw = gateway_of(request)
     spec = wire.deployment(await read_json(request), request.query_params.get("namespace"))
-    replicas = _initial_replicas(gw, dict(spec.labels))
-    _check_scaling(gw, dict(spec.labels))
-    commit(request, decide.deploy(gw.desired, spec, replicas))
+    commit(request, decide.deploy(gw.desired, spec, _scaling(gw, dict(spec.labels))))
     return text(202, "")
 
 
 async def update(request: Request) -> Response:
     gw = gateway_of(request)
     spec = wire.deployment(await read_json(request), request.query_params.get("namespace"))
-    _initial_replicas(gw, dict(spec.labels))  # validates the label
-    _check_scaling(gw, dict(spec.labels))
+    _scaling(gw, dict(spec.labels))
     commit(request, decide.update(gw.desired, spec))
     return text(202, "")
 
@@ -120,8 +105,6 @@ async def delete(request: Request) -> Response:
         raise bad_request("request body: expected {\"functionName\": \"...\"}")
     name = wire.check_name(body.get("functionName"), "functionName")
     namespace = namespace_param(request, body.get("namespace"))
-    if gw.desired.get(namespace, name) is None:
-        raise ApiError(404, f"function {name}.{namespace} not found")
     commit(request, decide.remove(gw.desired, namespace, name))
     return text(202, "")
 
@@ -142,8 +125,6 @@ async def scale(request: Request) -> Response:
         raise bad_request(
             f"replicas: {replicas} is above MAX_REPLICAS ({gw.settings.max_replicas})"
         )
-    if gw.desired.get(namespace, name) is None:
-        raise ApiError(404, f"function {name}.{namespace} not found")
     commit(request, decide.scale(gw.desired, namespace, name, replicas))
     return text(202, "")
 
