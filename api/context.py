@@ -18,7 +18,7 @@ from controller.loop import Controller
 from controller.secrets import SecretVault
 from controller.state import LiveDesired
 from events.model import Desired
-from events.store import EventStore, Recorded
+from events.store import Batch, EventStore, Recorded
 
 
 @attrs.define
@@ -41,11 +41,21 @@ class Gateway:
         return self.controller.health.available(key) if self.controller else 0
 
     def append(self, stream: str, events: list[object], expected: int, *, actor: str,
-               request_id: str, source: str, user_agent: str) -> list[Recorded]:
-        if not events:
+               request_id: str, source: str = "", user_agent: str = "",
+               correlation_id: str = "") -> list[Recorded]:
+        """Append one stream's events (nothing for none), stamped with the clock and who."""
+        return self.append_many([Batch(stream, events, expected)],  # type: ignore[arg-type]
+                                actor=actor, request_id=request_id, source=source,
+                                user_agent=user_agent, correlation_id=correlation_id)
+
+    def append_many(self, batches: list[Batch], *, actor: str, request_id: str,
+                    source: str = "", user_agent: str = "",
+                    correlation_id: str = "") -> list[Recorded]:
+        """Append several streams in one transaction; empty batches are left out."""
+        batches = [b for b in batches if b.events]
+        if not batches:
             return []
-        return self.store.append(
-            stream, events, expected,  # type: ignore[arg-type]
-            time=self.clock(), actor=actor, request_id=request_id, source=source,
-            user_agent=user_agent,
+        return self.store.append_many(
+            batches, time=self.clock(), actor=actor, request_id=request_id, source=source,
+            user_agent=user_agent, correlation_id=correlation_id or request_id,
         )

@@ -62,14 +62,23 @@ def commit(request: Request, events: list[Event], expected: int | None = None) -
     stream = stream_of(events[0])
     if expected is None:
         expected = gw.store.stream_version(stream)
+    gw.append(stream, list(events), expected, **who(request))
+
+
+def who(request: Request) -> dict[str, str]:
+    """The envelope of a request's writes: the authenticated actor, the request id (the
+    client's X-Request-Id, else a new one), the correlation id (X-Correlation-Id, else the
+    request id), the source address and the user agent."""
+    gw = gateway_of(request)
     client = request.client
-    gw.append(
-        stream, list(events), expected,
-        actor=request.scope.get(ACTOR_KEY, "anonymous"),
-        request_id=request.headers.get("x-request-id") or gw.new_id(),
-        source=f"{client.host}:{client.port}" if client else "",
-        user_agent=request.headers.get("user-agent", ""),
-    )
+    request_id = request.headers.get("x-request-id") or gw.new_id()
+    return {
+        "actor": request.scope.get(ACTOR_KEY, "anonymous"),
+        "request_id": request_id,
+        "correlation_id": request.headers.get("x-correlation-id") or request_id,
+        "source": f"{client.host}:{client.port}" if client else "",
+        "user_agent": request.headers.get("user-agent", ""),
+    }
 
 
 def _scaling(gw: Gateway, labels: dict[str, str]) -> int:

@@ -10,7 +10,15 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from events.codec import decode, encode
-from events.store import ConcurrencyError, Recorded, Subscriber, Subscribers, as_utc
+from events.store import (
+    Batch,
+    ConcurrencyError,
+    Recorded,
+    Subscriber,
+    Subscribers,
+    as_utc,
+    check_batches,
+)
 from events.types import Event
 
 __all__ = ["MemoryEventStore"]
@@ -38,30 +46,49 @@ class MemoryEventStore:
         user_agent: str = "",
         correlation_id: str = "",
     ) -> list[Recorded]:
+        return self.append_many(
+            [Batch(stream, events, expected_version)], time=time, actor=actor,
+            request_id=request_id, source=source, user_agent=user_agent,
+            correlation_id=correlation_id,
+        )
+
+    def append_many(
+        self,
+        batches: Sequence[Batch],
+        *,
+        time: datetime,
+        actor: str,
+        request_id: str = "",
+        source: str = "",
+        user_agent: str = "",
+        correlation_id: str = "",
+    ) -> list[Recorded]:
+        check_batches(batches)
         time = as_utc(time)
-        stored = [decode(*encode(event)) for event in events]
+        stored = [[decode(*encode(event)) for event in batch.events] for batch in batches]
         with self._lock:
-            actual = self._versions.get(stream, 0)
-            if actual != expected_version:
-                raise ConcurrencyError(stream, expected_version, actual)
-            new = [
-                Recorded(
-                    position=len(self._records) + i,
-                    stream=stream,
-                    version=actual + i,
-                    time=time,
-                    actor=actor,
-                    request_id=request_id,
-                    event=event,
-                    source=source,
-                    user_agent=user_agent,
-                    correlation_id=correlation_id,
-                )
-                for i, event in enumerate(stored, start=1)
-            ]
+            for batch in batches:
+                actual = self._versions.get(batch.stream, 0)
+                if actual != batch.expected_version:
+                    raise ConcurrencyError(batch.stream, batch.expected_version, actual)
+            new: list[Recorded] = []
+            for batch, events in zip(batches, stored, strict=True):
+                for version, event in enumerate(events, start=batch.expected_version + 1):
+                    new.append(Recorded(
+                        position=len(self._records) + len(new) + 1,
+                        stream=batch.stream,
+                        version=version,
+                        time=time,
+                        actor=actor,
+                        request_id=request_id,
+                        event=event,
+                        source=source,
+                        user_agent=user_agent,
+                        correlation_id=correlation_id,
+                    ))
             self._records.extend(new)
-            if new:
-                self._versions[stream] = new[-1].version
+            for record in new:
+                self._versions[record.stream] = record.version
         if new:
             self._subscribers.notify(new)
         return new

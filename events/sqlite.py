@@ -29,7 +29,15 @@ from typing import Any
 from sqlite_utils import Database
 
 from events.codec import decode, encode
-from events.store import ConcurrencyError, Recorded, Subscriber, Subscribers, as_utc
+from events.store import (
+    Batch,
+    ConcurrencyError,
+    Recorded,
+    Subscriber,
+    Subscribers,
+    as_utc,
+    check_batches,
+)
 from events.types import Event
 
 __all__ = ["SQLiteEventStore"]
@@ -96,43 +104,54 @@ class SQLiteEventStore:
         user_agent: str = "",
         correlation_id: str = "",
     ) -> list[Recorded]:
+        return self.append_many(
+            [Batch(stream, events, expected_version)], time=time, actor=actor,
+            request_id=request_id, source=source, user_agent=user_agent,
+            correlation_id=correlation_id,
+        )
+
+    def append_many(
+        self,
+        batches: Sequence[Batch],
+        *,
+        time: datetime,
+        actor: str,
+        request_id: str = "",
+        source: str = "",
+        user_agent: str = "",
+        correlation_id: str = "",
+    ) -> list[Recorded]:
+        check_batches(batches)
         time = as_utc(time)
-        encoded = [encode(event) for event in events]
+        envelope = [time.isoformat(), actor, request_id, source, user_agent, correlation_id]
+        encoded = [[encode(event) for event in batch.events] for batch in batches]
         db = self._db
+        written: list[tuple[int, str, int, tuple[str, int, dict[str, object]]]] = []
         db.execute("BEGIN IMMEDIATE")
         try:
-            actual = self._stream_version(stream)
-            if actual != expected_version:
-                raise ConcurrencyError(stream, expected_version, actual)
-            positions = []
-            for version, (type_name, schema, payload) in enumerate(encoded, start=actual + 1):
-                cursor = db.execute(
-                    _INSERT,
-                    [
-                        stream,
-                        version,
-                        type_name,
-                        schema,
-                        json.dumps(payload, sort_keys=True, separators=(",", ":")),
-                        time.isoformat(),
-                        actor,
-                        request_id,
-                        source,
-                        user_agent,
-                        correlation_id,
-                    ],
-                )
-                assert cursor.lastrowid is not None
-                positions.append(cursor.lastrowid)
+            for batch, stored in zip(batches, encoded, strict=True):
+                actual = self._stream_version(batch.stream)
+                if actual != batch.expected_version:
+                    raise ConcurrencyError(batch.stream, batch.expected_version, actual)
+                for version, item in enumerate(stored, start=actual + 1):
+                    type_name, schema, payload = item
+                    cursor = db.execute(
+                        _INSERT,
+                        [batch.stream, version, type_name, schema,
+                         json.dumps(payload, sort_keys=True, separators=(",", ":")), *envelope],
+                    )
+                    assert cursor.lastrowid is not None
+                    written.append((cursor.lastrowid, batch.stream, version, item))
             db.commit()
         except sqlite3.IntegrityError:
             # The unique (stream, version) index caught a writer that slipped past the
             # version check. Anything else that violates a constraint is not a conflict.
             db.rollback()
-            actual = self._stream_version(stream)
-            if actual == expected_version:
-                raise
-            raise ConcurrencyError(stream, expected_version, actual) from None
+            for batch in batches:
+                actual = self._stream_version(batch.stream)
+                if actual != batch.expected_version:
+                    raise ConcurrencyError(batch.stream, batch.expected_version, actual) from None
+            raise
         except BaseException:
             db.rollback()
             raise
@@ -140,16 +159,16 @@ class SQLiteEventStore:
             Recorded(
                 position=position,
                 stream=stream,
-                version=actual + i,
+                version=version,
                 time=time,
                 actor=actor,
                 request_id=request_id,
-                event=decode(*stored),
+                event=decode(*item),
                 source=source,
                 user_agent=user_agent,
                 correlation_id=correlation_id,
             )
-            for i, (position, stored) in enumerate(zip(positions, encoded, strict=True), start=1)
+            for position, stream, version, item in written
         ]
         if new:
             self._subscribers.notify(new)

@@ -20,7 +20,16 @@ import attrs
 
 from events.types import Event
 
-__all__ = ["ConcurrencyError", "EventStore", "Recorded", "Subscriber", "Subscribers", "as_utc"]
+__all__ = [
+    "Batch",
+    "ConcurrencyError",
+    "EventStore",
+    "Recorded",
+    "Subscriber",
+    "Subscribers",
+    "as_utc",
+    "check_batches",
+]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +55,16 @@ class Recorded:
 
 
 Subscriber = Callable[[list[Recorded]], None]
+
+
+@attrs.frozen
+class Batch:
+    """The events for one stream within a multi-stream append, with the version the caller
+    read that stream at (0 for a stream that must not exist yet)."""
+
+    stream: str
+    events: Sequence[Event]
+    expected_version: int
 
 
 class ConcurrencyError(Exception):
@@ -81,6 +100,25 @@ class EventStore(Protocol):
         """
         ...
 
+    def append_many(
+        self,
+        batches: Sequence[Batch],
+        *,
+        time: datetime,
+        actor: str,
+        request_id: str = "",
+        source: str = "",
+        user_agent: str = "",
+        correlation_id: str = "",
+    ) -> list[Recorded]:
+        """Append to several streams in one transaction: every batch or none.
+
+        Each batch's stream must be at its `expected_version` and appear once; otherwise
+        `ConcurrencyError` (or ValueError for a repeated stream) and nothing is written.
+        Records get consecutive positions in batch order; subscribers hear them in one call.
+        """
+        ...
+
     def read_all(self, after: int = 0, limit: int | None = None) -> list[Recorded]:
         """Records with position > `after`, in position order, at most `limit` of them."""
         ...
@@ -106,6 +144,15 @@ class EventStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def check_batches(batches: Sequence[Batch]) -> None:
+    """A stream named twice in one append would make its expected versions ambiguous."""
+    seen: set[str] = set()
+    for batch in batches:
+        if batch.stream in seen:
+            raise ValueError(f"stream {batch.stream!r} appears twice in one append")
+        seen.add(batch.stream)
 
 
 def as_utc(time: datetime) -> datetime:

@@ -52,14 +52,18 @@ async def events(client, query: str = "") -> list[dict]:
 
 
 async def test_events_carry_the_envelope_type_and_payload(client, store):
-    await client.post("/system/functions", json=ENV)
-    [record] = store.read_all()
-    [out] = await events(client)
+    await client.post("/system/functions", json=ENV, headers={"X-Correlation-Id": "ci-42"})
+    await client.put("/system/functions", json={**ENV, "image": "img:9"},
+                     headers={"X-Request-Id": "r-7"})
+    [record, updated] = store.read_all()
+    # no X-Correlation-Id: a write is its own correlation, named by its request id
+    assert (updated.request_id, updated.correlation_id) == ("r-7", "r-7")
+    [out, _] = await events(client)
     name, _, payload = encode(record.event)
     assert out == {
         "position": 1, "stream": FN, "version": 1, "time": "2026-01-02T03:04:05Z",
         "actor": "admin", "requestId": record.request_id, "source": record.source,
-        "userAgent": record.user_agent, "correlationId": "",
+        "userAgent": record.user_agent, "correlationId": "ci-42",
         "type": "function.deployed", "data": payload,
     }
     assert name == "function.deployed" and out["data"]["replicas"] == 1

@@ -15,7 +15,7 @@ from events.codec import decode, encode
 from events.memory import MemoryEventStore
 from events.model import FunctionSpec
 from events.sqlite import SQLiteEventStore
-from events.store import ConcurrencyError, EventStore, Recorded
+from events.store import Batch, ConcurrencyError, EventStore, Recorded
 from events.types import Event, FunctionDeployed, FunctionRemoved, FunctionScaled, FunctionUpdated
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
@@ -155,6 +155,35 @@ def test_a_multi_event_append_is_atomic(store: EventStore) -> None:
         append(store, A, [deployed(), scaled(2, 1), scaled(3, 2)], 0)
     assert [r.event for r in store.read_all()] == [deployed()]
     assert store.stream_version(A) == 1
+
+
+def test_append_many_writes_every_stream_in_one_transaction(store: EventStore) -> None:
+    seen: list[list[Recorded]] = []
+    store.subscribe(seen.append)
+    append(store, A, [deployed()], 0)
+    records = store.append_many(
+        [Batch(A, [scaled(2, 1)], 1), Batch(B, [deployed("b"), scaled(2, 1, "b")], 0)],
+        time=T0, actor="alice", request_id="r2", correlation_id="c1",
+    )
+    assert [(r.position, r.stream, r.version) for r in records] == [
+        (2, A, 2), (3, B, 1), (4, B, 2)]
+    assert {r.correlation_id for r in records} == {"c1"}
+    assert store.read_all(after=1) == records
+    assert seen[-1] == records  # one notification for the whole append
+
+
+def test_append_many_is_all_or_nothing(store: EventStore) -> None:
+    append(store, A, [deployed()], 0)
+    # B is fine, A is stale: neither may be written, whatever the order.
+    for batches in ([Batch(B, [deployed("b")], 0), Batch(A, [scaled(2, 1)], 0)],
+                    [Batch(A, [scaled(2, 1)], 0), Batch(B, [deployed("b")], 0)]):
+        with pytest.raises(ConcurrencyError) as conflict:
+            store.append_many(batches, time=T0, actor="alice")
+        assert conflict.value.stream == A
+    with pytest.raises(ValueError, match="twice"):
+        store.append_many([Batch(B, [deployed("b")], 0), Batch(B, [scaled(2, 1, "b")], 1)],
+                          time=T0, actor="alice")
+    assert store.head() == 1 and store.stream_version(B) == 0
 
 
 def test_an_empty_append_writes_nothing_but_still_checks_the_version(store: EventStore) -> None:
