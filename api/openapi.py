@@ -152,6 +152,39 @@ SCHEMAS: dict[str, Any] = {
                 "properties": {"field": {"type": "string"}, "before": {}, "after": {}}}},
         },
     },
+    "ApplyRequest": {
+        "type": "object", "description": "docker-faas: a whole stack's desired functions",
+        "required": ["functions"],
+        "properties": {
+            "functions": {"type": "array", "items": _ref("FunctionDeployment")},
+            "namespace": {"type": "string", "description": "for functions without one; "
+                          "also pruned when given"},
+            "prune": {"type": "boolean", "description": "remove the functions of the "
+                      "covered namespaces that the stack does not name"},
+            "dryRun": {"type": "boolean", "description": "plan only, append nothing"},
+        },
+    },
+    "ApplyResult": {
+        "type": "object", "description": "docker-faas: the plan, and whether it was appended",
+        "required": ["correlationId", "dryRun", "applied", "position", "namespaces", "plan"],
+        "properties": {
+            "correlationId": {"type": "string"}, "dryRun": {"type": "boolean"},
+            "applied": {"type": "boolean"}, "position": {"type": "integer", "minimum": 0},
+            "namespaces": {"type": "array", "items": {"type": "string"}},
+            "plan": {"type": "array", "items": {
+                "type": "object", "required": ["action", "namespace", "name"],
+                "properties": {
+                    "action": {"enum": ["create", "update", "unchanged", "remove"]},
+                    "namespace": {"type": "string"}, "name": {"type": "string"},
+                    "image": {"type": "string"},
+                    "replicas": {"type": "integer", "minimum": 0},
+                    "changes": {"type": "array", "items": {
+                        "type": "object", "required": ["field", "before", "after"],
+                        "properties": {"field": {"type": "string"}, "before": {},
+                                       "after": {}}}},
+                }}},
+        },
+    },
     "Version": {"type": "object", "required": ["sha", "release"],
                 "properties": {"sha": {"type": "string", "minLength": 1},
                                "release": {"type": "string", "minLength": 1},
@@ -213,6 +246,11 @@ def _paths() -> dict[str, Any]:
             "The event log, filtered (our extension)",
             {"200": _json({"type": "array", "items": _ref("AuditRecord")}, "Records")},
             params=events_query)},
+        "/system/apply": {"post": _op(
+            "Apply a whole stack: plan, then append every change at once (our extension)",
+            {"200": _json(_ref("ApplyResult"), "The plan; applied unless dryRun"),
+             "409": _text("The log moved meanwhile; nothing appended")},
+            body="ApplyRequest")},
         "/system/scale-function/{name}": {"post": _op(
             "Set the desired replica count (0..MAX_REPLICAS)",
             {**accepted, "404": _text("Not deployed")}, body="ScaleServiceRequest",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from api import async_routes, audit, logs, namespaces, openapi, secrets, system
+from api import apply, async_routes, audit, logs, namespaces, openapi, secrets, system
 
 ROUTES = [
     Route("/healthz", system.healthz, methods=["GET", "HEAD"]),
@@ -18,6 +18,7 @@ ROUTES = [
     Route("/system/scale-function/{name}", system.scale, methods=["POST"]),
     Route("/system/function/{name}/history", audit.function_history, methods=["GET"]),
     Route("/system/events", audit.list_events, methods=["GET"]),
+    Route("/system/apply", apply.apply, methods=["POST"]),
     Route("/system/logs", logs.logs, methods=["GET"]),
     Route("/system/async/{call_id}", async_routes.async_status, methods=["GET"]),
     Route("/system/secrets", secrets.list_secrets, methods=["GET"]),

@@ -81,7 +81,7 @@ def who(request: Request) -> dict[str, str]:
     }
 
 
-def _scaling(gw: Gateway, labels: dict[str, str]) -> int:
+def scaling(gw: Gateway, labels: dict[str, str]) -> int:
     """Check the `com.openfaas.scale.*` labels (400 naming a label that cannot be used) and
     return the replicas a deploy starts with: `scale.min`, else DEFAULT_REPLICAS."""
     try:
@@ -95,14 +95,14 @@ def _scaling(gw: Gateway, labels: dict[str, str]) -> int:
 async def deploy(request: Request) -> Response:
     gw = gateway_of(request)
     spec = wire.deployment(await read_json(request), request.query_params.get("namespace"))
-    commit(request, decide.deploy(gw.desired, spec, _scaling(gw, dict(spec.labels))))
+    commit(request, decide.deploy(gw.desired, spec, scaling(gw, dict(spec.labels))))
     return text(202, "")
 
 
 async def update(request: Request) -> Response:
     gw = gateway_of(request)
     spec = wire.deployment(await read_json(request), request.query_params.get("namespace"))
-    _scaling(gw, dict(spec.labels))
+    scaling(gw, dict(spec.labels))
     commit(request, decide.update(gw.desired, spec))
     return text(202, "")
 

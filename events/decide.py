@@ -11,7 +11,11 @@ The caller appends the events to `stream_name(namespace, name)` with the version
 deployed), so a concurrent change to the same function is detected, not overwritten.
 """
 
-from events.errors import AlreadyExists, InUse, Invalid, NotFound
+from collections.abc import Iterable, Sequence
+
+import attrs
+
+from events.errors import AlreadyExists, DomainError, InUse, Invalid, NotFound
 from events.model import DEFAULT_NAMESPACE, Desired, FunctionSpec, FunctionState, Pairs
 from events.types import (
     Event,
@@ -28,6 +32,8 @@ from events.types import (
 )
 
 __all__ = [
+    "Step",
+    "apply",
     "create_namespace",
     "create_secret",
     "deploy",
@@ -97,6 +103,65 @@ def _check_references(desired: Desired, spec: FunctionSpec) -> None:
             f"secrets: {', '.join(repr(m) for m in missing)} not found in namespace "
             f"{spec.namespace!r}; create the secret first"
         )
+
+
+# ---- declarative apply ----
+
+
+@attrs.frozen
+class Step:
+    """One line of an apply plan: what happens to one function, and the events it takes.
+
+    `action` is "create", "update", "unchanged" or "remove"; `before` is the function as it
+    stands (None for a create), `after` the spec asked for (None for a remove).
+    """
+
+    action: str
+    namespace: str
+    name: str
+    events: tuple[Event, ...] = ()
+    before: FunctionState | None = None
+    after: FunctionSpec | None = None
+    replicas: int = 0
+
+
+def apply(
+    desired: Desired,
+    wanted: Sequence[tuple[FunctionSpec, int]],
+    namespaces: Iterable[str],
+    *,
+    prune: bool,
+) -> list[Step]:
+    """The plan that makes `desired` hold exactly `wanted` (each spec with the replicas it
+    starts with when created; an existing function keeps its count). With `prune`, the
+    functions of `namespaces` that `wanted` does not name are removed; functions in other
+    namespaces are never touched. Every function is checked before any step is returned,
+    so a plan is all or nothing: the first refusal raises, naming the function."""
+    seen: set[tuple[str, str]] = set()
+    steps: list[Step] = []
+    for spec, replicas in wanted:
+        where = f"function {spec.name!r} in namespace {spec.namespace!r}"
+        if spec.key in seen:
+            raise Invalid(f"{where}: named twice in one apply")
+        seen.add(spec.key)
+        try:
+            state = desired.get(*spec.key)
+            if state is None:
+                events = deploy(desired, spec, replicas)
+                steps.append(Step("create", *spec.key, tuple(events), None, spec, replicas))
+            else:
+                events = update(desired, spec)
+                action = "update" if events else "unchanged"
+                steps.append(Step(action, *spec.key, tuple(events), state, spec, state.replicas))
+        except DomainError as err:
+            raise type(err)(f"{where}: {err.message}") from None
+    if prune:
+        covered = set(namespaces)
+        for key, state in sorted(desired.functions.items()):
+            if key[0] in covered and key not in seen:
+                steps.append(Step("remove", *key, tuple(remove(desired, *key)), state, None,
+                                  state.replicas))
+    return steps
 
 
 # ---- namespaces ----
