@@ -170,10 +170,9 @@ def create_app(
     api = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)
     api.state.gateway = gateway
     api.state.async_submit = submit
-    protected = BasicAuth(
-        api, enabled=settings.auth_enabled, user=settings.auth_user,
-        password=settings.auth_password,
-    )
+    protected = BasicAuth(api, enabled=settings.auth_enabled,
+                          users={**dict(settings.auth_users),
+                                 settings.auth_user: settings.auth_password})
     return GatewayApp(gateway=gateway, api=protected, proxy=proxy, submit=submit)
 
 

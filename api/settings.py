@@ -42,6 +42,7 @@ class Settings:
     auth_user: str = "admin"
     auth_password: str = ""  # filled from AUTH_PASSWORD or the generated password file
     auth_password_file: str = ""  # where a generated password is kept
+    auth_users: tuple[tuple[str, str], ...] = ()  # more (user, password) from AUTH_USERS_FILE
     state_db_path: str = "state/docker-faas.db"
     log_level: str = "INFO"
     read_timeout: float = 60.0
@@ -150,6 +151,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         autoscale_enabled=_bool(env, "AUTOSCALE_ENABLED", True),
         autoscale_interval=_duration(env, "AUTOSCALE_INTERVAL", 1.0),
     )
+    if users_file := env.get("AUTH_USERS_FILE"):
+        settings = attrs.evolve(settings, auth_users=read_users(users_file, settings.auth_user))
     secrets_dir = env.get("SECRETS_DIR") or f"/run/docker-faas/{settings.instance}/secrets"
     if not secrets_dir.startswith("/"):
         raise ConfigError(f"SECRETS_DIR={secrets_dir!r}: expected an absolute path")
@@ -157,6 +160,27 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
     if settings.gateway_port == settings.metrics_port:
         raise ConfigError("METRICS_PORT: must differ from GATEWAY_PORT")
     return settings
+
+
+def read_users(path: str, admin: str) -> tuple[tuple[str, str], ...]:
+    """`user:password` lines (blank lines and `#` comments skipped); ConfigError naming the
+    file and line for anything else. The admin's password comes from AUTH_PASSWORD only."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"AUTH_USERS_FILE={path!r}: cannot read it: {err}") from None
+    users: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        user, sep, password = line.strip().partition(":")
+        where = f"AUTH_USERS_FILE {path}, line {number}"
+        if not sep or not user or not password:
+            raise ConfigError(f"{where}: expected user:password")
+        if user == admin or user in users:
+            raise ConfigError(f"{where}: user {user!r} is given twice (the admin is AUTH_USER)")
+        users[user] = password
+    return tuple(users.items())
 
 
 def with_password(settings: Settings) -> Settings:
