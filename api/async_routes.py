@@ -13,6 +13,7 @@ The status read is an ordinary Starlette route under /system/, so basic auth cov
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import urllib.parse
 import uuid
@@ -147,6 +148,12 @@ class AsyncSubmit:
         )
         try:
             added = await self.queue.call(QueueStore.enqueue, sub, self._clock())
+        except sqlite3.OperationalError as err:  # the request was not queued: say why
+            full = getattr(err, "sqlite_errorname", "") == "SQLITE_FULL"
+            await _reply(send, 507 if full else 503,
+                         "insufficient storage: the disk holding the queue is full; the "
+                         "request was not queued" if full else f"Error queuing request: {err}")
+            return
         except Exception as err:
             await _reply(send, 500, f"Error queuing request: {err}")
             return
