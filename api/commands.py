@@ -343,9 +343,9 @@ def cmd_apply(args: argparse.Namespace, ctx: Context) -> int:
         if pending:
             raise not_ready_error(pending, args.timeout)
         if watches and args.timeout > 0 and not ctx.json:
-            ctx.line(f"All {len(watches)} created or updated function"
-                     f"{'' if len(watches) == 1 else 's'} ready in "
-                     f"{ctx.clock() - started:.1f}s.")
+            count = len(watches)
+            ctx.line(f"{count} of {count} created or updated function"
+                     f"{'' if count == 1 else 's'} ready in {ctx.clock() - started:.1f}s.")
     return 0
 
 

@@ -103,7 +103,7 @@ def test_apply_a_stack_then_edit_prune_reapply_and_refuse_a_bad_one(
     out = check(cli(gw, login, "apply", "-f", str(stack), "-n", NS))
     assert out.count("+ create  fn-") == 10, out
     assert "Plan: 10 to create, 0 to update, 0 to remove, 0 unchanged." in out
-    assert "All 10 created or updated functions ready" in out
+    assert "10 of 10 created or updated functions ready in" in out
     for name in functions:
         status = gw.client.get(f"/system/function/{name}", params={"namespace": NS}).json()
         assert status["availableReplicas"] == status["replicas"] == 1, status

@@ -182,14 +182,15 @@ def gateway() -> FakeGateway:
     return FakeGateway()
 
 
-def run(gateway: FakeGateway, argv: list[str], env: dict[str, str] | None = None
+def run(gateway: FakeGateway, argv: list[str], env: dict[str, str] | None = None, *,
+        terminal: bool = False, sleep: Callable[[float], None] = lambda _s: None
         ) -> tuple[int, str]:
     ticks = iter(range(10_000))
     out = io.StringIO()
     ctx = Context(env={"OPENFAAS_PASSWORD": "pw", **(env or {})},
-                  out=Console(file=out, width=200, highlight=False),
+                  out=Console(file=out, width=200, highlight=False, force_terminal=terminal),
                   json="json" in argv, transport=httpx.MockTransport(gateway),
-                  sleep=lambda _s: None, clock=lambda: float(next(ticks)), now=lambda: NOW)
+                  sleep=sleep, clock=lambda: float(next(ticks)), now=lambda: NOW)
     code = run_client(build_parser().parse_args(argv), ctx)
     return code, out.getvalue()
 
@@ -264,8 +265,19 @@ def test_apply_sends_the_stack_prints_the_plan_and_waits(gateway, stack, capsys)
     assert '~ update  api.openfaas-fn\n      image: "fn:1" → "fn:2"' in out
     assert "+ create  new.openfaas-fn" in out and "- remove  gone.openfaas-fn" in out
     assert "✓ api.openfaas-fn ready" in out and "✓ new.openfaas-fn ready" in out
-    assert "ready in" in out
+    assert "2 of 2 created or updated functions ready in" in out
     assert not gateway.sent("GET", "/system/function/gone")
+
+
+def test_apply_on_a_terminal_shows_progress_bars(gateway, stack):
+    gateway.on("POST", "/system/apply", apply_answer(PLAN[1:2]))
+    gateway.on("GET", "/system/function/new", sequence(status(2, 0), status(2, 1),
+                                                       status(2, 2)))
+    code, out = run(gateway, ["apply", "-f", str(stack)], terminal=True)
+    assert code == 0
+    assert "new.openfaas-fn" in out and "2/2" in out and "━" in out  # the bar, filled
+    assert "✓" not in out  # the bars replace the per-function lines
+    assert len(gateway.sent("GET", "/system/function/new")) == 3
 
 
 def test_apply_uses_the_stack_gateway_when_no_flag_or_env(gateway, stack):
@@ -444,3 +456,34 @@ def test_global_options_work_before_and_after_the_command():
     assert (args.gateway, args.output) == ("http://a", "json")
     args = parser.parse_args(["status", "--gateway", "http://b", "--tls-no-verify"])
     assert (args.gateway, args.output, args.tls_no_verify) == ("http://b", "table", True)
+
+
+def test_events_follow_prints_new_events_until_interrupted(gateway):
+    log = [{"position": p, "stream": "function/openfaas-fn/f", "version": p,
+            "time": "2026-03-04T05:00:00Z", "actor": "admin", "correlationId": "",
+            "type": "function.scaled", "data": {"previous": p - 1, "replicas": p}}
+           for p in range(1, 6)]
+    visible = [3]  # how much of the log exists
+
+    def events(request: httpx.Request) -> httpx.Response:
+        params = request.url.params
+        found = [e for e in log[:visible[0]] if e["position"] > int(params.get("after", 0))]
+        if params.get("order") == "desc":
+            found.reverse()
+        return httpx.Response(200, json=found[:int(params.get("limit", 100))])
+    gateway.on("GET", "/system/events", events)
+    naps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        naps.append(seconds)
+        visible[0] = 5  # two more events arrive while it sleeps
+        if len(naps) == 2:
+            raise KeyboardInterrupt
+
+    code, out = run(gateway, ["events", "--follow", "--limit", "2"], sleep=sleep)
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()] == ["2", "3", "4", "5"]
+    assert "replicas 3 → 4" in out
+    first, second = gateway.seen[0].url.params, gateway.seen[1].url.params
+    assert (first["order"], first["limit"]) == ("desc", "2")
+    assert second["after"] == "3" and "order" not in second
