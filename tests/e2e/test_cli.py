@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import FIXTURE, PASSWORD, Gateway, free_port
+from tests.e2e.conftest import FIXTURE, PASSWORD, Gateway, free_port, inspect
 
 pytestmark = pytest.mark.engine
 
@@ -161,9 +161,15 @@ def test_events_history_rollback_status_and_logs(gw: Gateway, login: Path) -> No
     gw.deploy(name, "echo", envProcess="cat", envVars={"A": "1"})
     gw.deploy(name, "echo", method="PUT", envProcess="cat", envVars={"A": "2"},
               labels={"tier": "web"})
-    gw.wait_for(f"{name} ready", lambda: gw.client.get(f"/system/function/{name}").json()
-                .get("availableReplicas") == 1 and "rollout" not in
-                gw.client.get(f"/system/function/{name}").json())
+
+    def updated() -> bool:  # the one replica left runs the second version
+        running = gw.containers(name)
+        status = gw.client.get(f"/system/function/{name}").json()
+        config = inspect(running[0])["Config"] if len(running) == 1 else None
+        return (isinstance(config, dict) and "A=2" in config["Env"]
+                and status.get("availableReplicas") == 1 and "rollout" not in status)
+
+    gw.wait_for(f"{name}'s update", updated)
 
     out = check(cli(gw, login, "history", name))
     assert 'envVars.A: "1" → "2"' in out and 'labels.tier: null → "web"' in out

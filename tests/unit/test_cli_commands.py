@@ -4,6 +4,7 @@ printed, the exit code."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from rich.console import Console
 
 from api import wire
 from api.cli import build_parser, run_client
+from api.client import CliError
 from api.commands import (
     Context,
     Watch,
@@ -487,3 +489,22 @@ def test_events_follow_prints_new_events_until_interrupted(gateway):
     first, second = gateway.seen[0].url.params, gateway.seen[1].url.params
     assert (first["order"], first["limit"]) == ("desc", "2")
     assert second["after"] == "3" and "order" not in second
+
+
+def test_password_from_stdin_and_tls_option(gateway, monkeypatch):
+    gateway.on("GET", "/system/namespaces", ["openfaas-fn"])
+    gateway.on("GET", "/system/functions", [])
+    args = build_parser().parse_args(["--password-stdin", "-u", "ci", "status"])
+    ctx = Context(env={}, out=Console(file=io.StringIO()), transport=httpx.MockTransport(
+        gateway), stdin=lambda: "s3cret\n")
+    assert run_client(args, ctx) == 0
+    assert gateway.seen[0].headers["authorization"] == "Basic " + base64.b64encode(
+        b"ci:s3cret").decode()
+    empty = Context(env={}, out=Console(file=io.StringIO()), stdin=lambda: "\n")
+    with pytest.raises(CliError, match="--password-stdin: nothing was read"):
+        empty.client(args)
+    made: list[dict[str, Any]] = []
+    monkeypatch.setattr(httpx, "Client", lambda **kw: made.append(kw))
+    for argv in (["status"], ["status", "--tls-no-verify"]):
+        Context(env={}, out=Console(file=io.StringIO())).client(build_parser().parse_args(argv))
+    assert [kw["verify"] for kw in made] == [True, False]
