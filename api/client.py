@@ -2,8 +2,8 @@
 
 Discovery follows faas-cli where faas-cli has a rule (docs/cli.md):
 
-* gateway: `--gateway`, else `OPENFAAS_URL`, else (apply/diff) the stack's
-  `provider.gateway`, else http://127.0.0.1:8080; then normalised as faas-cli's
+* gateway: `--gateway`, else (apply/diff) the stack's `provider.gateway` when it is not
+  the default, else `OPENFAAS_URL`, else http://127.0.0.1:8080; then normalised as faas-cli's
   getGatewayURL does (lower case, no trailing `/`, `http://` added when no scheme is given);
 * credentials: `--password-stdin` (with `--username`), else `OPENFAAS_PASSWORD` (with
   `OPENFAAS_USERNAME`), else the entry for that exact gateway URL in the config file
@@ -73,11 +73,15 @@ def normalize_gateway(url: str) -> str:
 def choose_gateway(
     flag: str | None, env: Mapping[str, str], stack_gateway: str | None = None
 ) -> tuple[str, str]:
-    """(normalised gateway URL, where it came from)."""
+    """(normalised gateway URL, where it came from), in faas-cli's order (getGatewayURL):
+    the flag, then the stack's `provider.gateway` unless it names the default, then
+    OPENFAAS_URL, then the default."""
+    if stack_gateway and normalize_gateway(stack_gateway) == DEFAULT_GATEWAY:
+        stack_gateway = None
     for value, source in (
         (flag, "--gateway"),
-        (env.get(URL_ENV), URL_ENV),
         (stack_gateway, "the stack's provider.gateway"),
+        (env.get(URL_ENV), URL_ENV),
     ):
         if value and value.strip():
             return normalize_gateway(value), source

@@ -53,11 +53,15 @@ def test_gateway_urls_are_normalised_like_faas_cli(given, expected):
     assert normalize_gateway(given) == expected
 
 
-def test_gateway_order_is_flag_then_env_then_stack_then_default():
+def test_gateway_order_is_faas_clis_flag_then_stack_then_env_then_default():
     env = {"OPENFAAS_URL": "http://env:8080/"}
     assert choose_gateway("http://flag:1", env, "http://stack:2") == ("http://flag:1",
                                                                       "--gateway")
-    assert choose_gateway(None, env, "http://stack:2") == ("http://env:8080", "OPENFAAS_URL")
+    assert choose_gateway(None, env, "http://stack:2") == (
+        "http://stack:2", "the stack's provider.gateway")
+    # a stack naming the default gateway does not hide OPENFAAS_URL (as in faas-cli)
+    assert choose_gateway(None, env, "http://127.0.0.1:8080/") == ("http://env:8080",
+                                                                   "OPENFAAS_URL")
     assert choose_gateway(None, {}, "stack:2")[0] == "http://stack:2"
     assert choose_gateway(None, {"OPENFAAS_URL": ""}, None) == (DEFAULT_GATEWAY, "the default")
     assert choose_gateway("", {}, "") == (DEFAULT_GATEWAY, "the default")

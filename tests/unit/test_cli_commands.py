@@ -282,12 +282,15 @@ def test_apply_on_a_terminal_shows_progress_bars(gateway, stack):
     assert len(gateway.sent("GET", "/system/function/new")) == 3
 
 
-def test_apply_uses_the_stack_gateway_when_no_flag_or_env(gateway, stack):
+def test_apply_uses_the_stack_gateway_before_the_environment_as_faas_cli(gateway, stack):
     gateway.on("POST", "/system/apply", apply_answer([]))
     run(gateway, ["apply", "-f", str(stack)])
     assert gateway.seen[0].url.host == "stack-gw"
     run(gateway, ["apply", "-f", str(stack)], env={"OPENFAAS_URL": "http://env-gw:1"})
-    assert gateway.seen[1].url.host == "env-gw"
+    assert gateway.seen[1].url.host == "stack-gw"
+    run(gateway, ["apply", "-f", str(stack), "--gateway", "http://flag-gw:2"],
+        env={"OPENFAAS_URL": "http://env-gw:1"})
+    assert gateway.seen[2].url.host == "flag-gw"
 
 
 def test_apply_with_nothing_to_change_says_so_and_does_not_wait(gateway, stack):
