@@ -30,6 +30,14 @@ engine:
 images: engine
     bash scripts/images.sh
 
+# Build the gateway image (Containerfile) from the local base and host-downloaded wheels (cached).
+image: setup images
+    bash scripts/gateway-image.sh
+
+# The gateway container with docker-compose: up and wait (no arguments), or `just compose down`.
+compose *args: image
+    bash scripts/compose.sh {{args}}
+
 # Set everything up and run the gateway in the foreground.
 up: setup engine images
     #!/usr/bin/env bash

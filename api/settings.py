@@ -151,6 +151,10 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         autoscale_enabled=_bool(env, "AUTOSCALE_ENABLED", True),
         autoscale_interval=_duration(env, "AUTOSCALE_INTERVAL", 1.0),
     )
+    if password_file := env.get("AUTH_PASSWORD_FILE"):
+        if env.get("AUTH_PASSWORD"):
+            raise ConfigError("AUTH_PASSWORD_FILE: set it or AUTH_PASSWORD, not both")
+        settings = attrs.evolve(settings, auth_password=read_password(password_file))
     if users_file := env.get("AUTH_USERS_FILE"):
         settings = attrs.evolve(settings, auth_users=read_users(users_file, settings.auth_user))
     secrets_dir = env.get("SECRETS_DIR") or f"/run/docker-faas/{settings.instance}/secrets"
@@ -162,9 +166,21 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
     return settings
 
 
+def read_password(path: str) -> str:
+    """The admin's password from a file (a compose or Docker secret): its text less the
+    surrounding white space, as OpenFaaS reads its basic-auth secrets."""
+    try:
+        password = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"AUTH_PASSWORD_FILE={path!r}: cannot read it: {err}") from None
+    if not password:
+        raise ConfigError(f"AUTH_PASSWORD_FILE={path!r}: the file is empty")
+    return password
+
+
 def read_users(path: str, admin: str) -> tuple[tuple[str, str], ...]:
     """`user:password` lines (blank lines and `#` comments skipped); ConfigError naming the
-    file and line for anything else. The admin's password comes from AUTH_PASSWORD only."""
+    file and line for anything else. The admin's password comes from AUTH_PASSWORD(_FILE)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
@@ -184,7 +200,8 @@ def read_users(path: str, admin: str) -> tuple[tuple[str, str], ...]:
 
 
 def with_password(settings: Settings) -> Settings:
-    """Fill in the password: AUTH_PASSWORD, else the kept file, else a new one (mode 0600)."""
+    """Fill in the password: AUTH_PASSWORD or AUTH_PASSWORD_FILE, else the kept file, else a
+    new one (mode 0600)."""
     path = settings.state_dir / "basic-auth-password"
     if settings.auth_password:
         return attrs.evolve(settings, auth_password_file="")

@@ -80,3 +80,34 @@ def test_autoscaler_settings():
                 {"AUTOSCALE_INTERVAL": "often"}):
         with pytest.raises(ConfigError, match=next(iter(env))):
             from_env(env)
+
+
+def test_password_from_a_file_wins_over_the_kept_one(tmp_path):
+    """AUTH_PASSWORD_FILE (a compose secret): the file's text less surrounding white space;
+    no password is generated or kept beside the state."""
+    secret = tmp_path / "basic-auth-password"
+    secret.write_text("  from-a-file\n")
+    env = {"STATE_DB_PATH": str(tmp_path / "s" / "log.db"), "AUTH_PASSWORD_FILE": str(secret)}
+    settings = with_password(from_env(env))
+    assert settings.auth_password == "from-a-file"
+    assert not (tmp_path / "s" / "basic-auth-password").exists()
+
+
+@pytest.mark.parametrize("content,message", [
+    (None, "cannot read it"), ("\n  \n", "empty"), (b"\xff\xfe", "cannot read it"),
+])
+def test_password_file_problems_name_the_variable(tmp_path, content, message):
+    secret = tmp_path / "pw"
+    if isinstance(content, bytes):
+        secret.write_bytes(content)
+    elif content is not None:
+        secret.write_text(content)
+    with pytest.raises(ConfigError, match=f"AUTH_PASSWORD_FILE=.*{message}"):
+        from_env({"AUTH_PASSWORD_FILE": str(secret)})
+
+
+def test_password_and_password_file_together_are_refused(tmp_path):
+    secret = tmp_path / "pw"
+    secret.write_text("one")
+    with pytest.raises(ConfigError, match="AUTH_PASSWORD_FILE: set it or AUTH_PASSWORD"):
+        from_env({"AUTH_PASSWORD_FILE": str(secret), "AUTH_PASSWORD": "two"})
