@@ -204,7 +204,8 @@ class Autoscaler:
                policy: ScalePolicy) -> list[Recorded]:
         gw = self._gw
         try:
-            events = commands.scale(gw.desired, key[0], key[1], replicas)
+            events = commands.scale(gw.desired, key[0], key[1], replicas,
+                                    reason=scale_reason(policy, state.replicas, replicas, load))
             recorded = gw.append(stream_name(*key), list(events), state.version, actor=ACTOR,
                                  request_id=gw.new_id(), source="", user_agent=ACTOR)
         except (ConcurrencyError, DomainError) as err:  # a user changed it meanwhile: skip
@@ -235,3 +236,11 @@ class Autoscaler:
             policy = None
         self._policies[key] = (spec, policy)
         return policy
+
+
+def scale_reason(policy: ScalePolicy, current: int, replicas: int, load: float) -> str:
+    """Why the autoscaler changes the count, as the `reason` of its FunctionScaled event."""
+    if replicas == 0:
+        return f"idle for {policy.zero_duration:g}s: scale to zero"
+    way = "up" if replicas > current else "down"
+    return f"{way}: {policy.type} load {load:.2f}, target {policy.target:g} per replica"

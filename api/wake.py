@@ -37,7 +37,8 @@ def wake(gw: Gateway, key: tuple[str, str]) -> None:
     if state is None or state.replicas > 0:
         return
     try:
-        events = decide.scale(gw.desired, key[0], key[1], wake_replicas(gw, key))
+        events = decide.scale(gw.desired, key[0], key[1], wake_replicas(gw, key),
+                              reason="scale-from-zero")
         gw.append(stream_name(*key), list(events), state.version, actor=ACTOR,
                   request_id=gw.new_id(), source="", user_agent="scale-from-zero")
     except (ConcurrencyError, DomainError) as err:  # someone else changed it: fine

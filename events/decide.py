@@ -66,13 +66,18 @@ def update(desired: Desired, spec: FunctionSpec) -> list[Event]:
     return [FunctionUpdated(spec=spec)]
 
 
-def scale(desired: Desired, namespace: str, name: str, replicas: int) -> list[Event]:
+def scale(
+    desired: Desired, namespace: str, name: str, replicas: int, reason: str = "manual"
+) -> list[Event]:
+    """`reason` says why, for the audit trail: "manual" (someone asked through the API)
+    unless the caller is a machine with a reason of its own."""
     _check_replicas(replicas)
     state = _existing(desired, namespace, name)
     if state.replicas == replicas:
         return []
     return [
-        FunctionScaled(namespace=namespace, name=name, replicas=replicas, previous=state.replicas)
+        FunctionScaled(namespace=namespace, name=name, replicas=replicas,
+                       previous=state.replicas, reason=reason)
     ]
 
 

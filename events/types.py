@@ -61,12 +61,15 @@ class FunctionUpdated:
 
 @attrs.frozen
 class FunctionScaled:
-    """A deployed function's desired replica count changed from `previous` to `replicas`."""
+    """A deployed function's desired replica count changed from `previous` to `replicas`,
+    for `reason` ("manual" through the API, "scale-from-zero" when an invocation woke it,
+    the autoscaler's decision; "" when unknown, as in records written before version 2)."""
 
     namespace: str
     name: str
     replicas: int
     previous: int
+    reason: str = ""
 
     @property
     def key(self) -> tuple[str, str]:

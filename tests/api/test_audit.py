@@ -96,7 +96,7 @@ async def test_filter_by_type_repeated_or_comma_separated(client):
     assert [e["position"] for e in comma] == [1, 3]
     [scaled] = await events(client, "?type=function.scaled")
     assert scaled["data"] == {"namespace": "openfaas-fn", "name": "env", "replicas": 3,
-                              "previous": 1}
+                              "previous": 1, "reason": "manual"}
 
 
 async def test_filter_by_time(client):

@@ -37,7 +37,8 @@ replicas = st.integers(min_value=0, max_value=1000)
 events: st.SearchStrategy[Event] = st.one_of(
     st.builds(FunctionDeployed, spec=specs, replicas=replicas),
     st.builds(FunctionUpdated, spec=specs),
-    st.builds(FunctionScaled, namespace=texts, name=texts, replicas=replicas, previous=replicas),
+    st.builds(FunctionScaled, namespace=texts, name=texts, replicas=replicas, previous=replicas,
+              reason=texts),
     st.builds(FunctionRemoved, namespace=texts, name=texts),
 )
 
@@ -50,16 +51,26 @@ def test_every_event_round_trips_through_json(event: Event) -> None:
 
 
 @pytest.mark.parametrize(
-    ("event", "type_name"),
+    ("event", "type_name", "version"),
     [
-        (FunctionDeployed(FunctionSpec("f", "ns", "img"), 1), "function.deployed"),
-        (FunctionUpdated(FunctionSpec("f", "ns", "img")), "function.updated"),
-        (FunctionScaled("ns", "f", 2, 1), "function.scaled"),
-        (FunctionRemoved("ns", "f"), "function.removed"),
+        (FunctionDeployed(FunctionSpec("f", "ns", "img"), 1), "function.deployed", 1),
+        (FunctionUpdated(FunctionSpec("f", "ns", "img")), "function.updated", 1),
+        (FunctionScaled("ns", "f", 2, 1, "manual"), "function.scaled", 2),
+        (FunctionRemoved("ns", "f"), "function.removed", 1),
     ],
 )
-def test_type_names_and_versions_are_stable(event: Event, type_name: str) -> None:
-    assert encode(event)[:2] == (type_name, 1)
+def test_type_names_and_versions_are_stable(event: Event, type_name: str, version: int) -> None:
+    assert encode(event)[:2] == (type_name, version)
+
+
+def test_function_scaled_v1_is_upcast_with_an_unknown_reason() -> None:
+    old = {"namespace": "ns", "name": "f", "replicas": 3, "previous": 1}
+    assert decode("function.scaled", 1, old) == FunctionScaled("ns", "f", 3, 1, reason="")
+    assert old == {"namespace": "ns", "name": "f", "replicas": 3, "previous": 1}
+    assert encode(FunctionScaled("ns", "f", 3, 1, "scale-from-zero")) == (
+        "function.scaled", 2,
+        {"namespace": "ns", "name": "f", "replicas": 3, "previous": 1,
+         "reason": "scale-from-zero"})
 
 
 def test_maps_are_json_objects_sorted_by_key() -> None:
@@ -124,7 +135,7 @@ def test_upcasters_lift_old_payloads_step_by_step(monkeypatch: pytest.MonkeyPatc
 
 
 def test_every_old_version_has_a_path_to_the_current_one() -> None:
-    # Holds for the shipped registry (empty while everything is at version 1) and keeps
+    # Holds for the shipped registry (function.scaled 1 -> 2 so far) and keeps
     # holding as versions are added: each step v -> v+1 is registered, and nothing else.
     expected = {
         (name, v) for name, (_, current) in codec.EVENT_TYPES.items() for v in range(1, current)

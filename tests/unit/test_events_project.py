@@ -251,6 +251,9 @@ def test_references_must_exist(deployed: Desired) -> None:
 def test_commands_record_what_changed(deployed: Desired) -> None:
     changed = FunctionSpec("f", "ns", "img:2")
     assert decide.update(deployed, changed) == [FunctionUpdated(changed)]
-    assert decide.scale(deployed, "ns", "f", 0) == [FunctionScaled("ns", "f", 0, previous=2)]
+    assert decide.scale(deployed, "ns", "f", 0) == [
+        FunctionScaled("ns", "f", 0, previous=2, reason="manual")]
+    assert decide.scale(deployed, "ns", "f", 5, reason="scale-from-zero") == [
+        FunctionScaled("ns", "f", 5, previous=2, reason="scale-from-zero")]
     new = FunctionSpec("g", "ns", "img")
     assert decide.deploy(deployed, new, 3) == [FunctionDeployed(new, 3)]
