@@ -4,6 +4,15 @@ The hash covers everything that reaches the engine, so two specs that would prod
 container have the same hash: a label-only change (say `com.openfaas.scale.max`) does not
 restart anything, while a new image, env var or limit replaces every replica. The hash is
 stored as a container label; drift detection is then a label comparison (plan.py).
+
+The security boundary of a replica is fixed here, not by the deploy request: every
+capability dropped (an operator may add back a few from `ALLOWED_CAPABILITIES`),
+`no-new-privileges`, a pids limit and a memory limit (the operator's default when the spec
+asks none), never privileged, no host namespace (the function's own bridge network, private
+PID and IPC namespaces) and no bind mount but the read-only secret files. Of a spec only the
+image, the env vars, `envProcess`, the limits, the read-only flag, the secret names (DNS
+labels) and the health-path annotation (a label value) reach the engine; labels,
+annotations and constraints never do. See docs/security.md.
 """
 
 from __future__ import annotations
@@ -21,11 +30,35 @@ from controller.quantities import engine_memory_bytes, nano_cpus
 from events.model import DEFAULT_NAMESPACE, FunctionSpec
 
 # Bump when the rendering itself changes in a way that should roll every replica.
-RENDER_VERSION = 1
+RENDER_VERSION = 2  # 2: capabilities dropped, no-new-privileges, pids and memory limits
 WATCHDOG_PORT = 8080
+
+# What FUNCTION_CAP_ADD may give back. Our watchdog and the OpenFaaS watchdogs need none of
+# them; these only let a process act on files and processes inside its own container (or
+# bind a port under 1024). Anything reaching beyond the container (SYS_ADMIN, NET_ADMIN,
+# NET_RAW, SYS_PTRACE, SYS_MODULE, MKNOD, DAC_READ_SEARCH, ...) is refused at start-up.
+ALLOWED_CAPABILITIES = frozenset({
+    "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
+    "NET_BIND_SERVICE",
+})
+DEFAULT_PIDS_LIMIT = 512
+DEFAULT_MEMORY_LIMIT = "512Mi"
 
 
 SECRETS_TARGET = "/var/openfaas/secrets"
+
+
+def capability(text: str) -> str:
+    """`cap_chown` / `CHOWN` → `CHOWN`; ValueError for one outside ALLOWED_CAPABILITIES."""
+    name = text.strip().upper().removeprefix("CAP_")
+    if name not in ALLOWED_CAPABILITIES:
+        raise ValueError(f"capability {text.strip()!r} is not allowed; allowed: "
+                         f"{', '.join(sorted(ALLOWED_CAPABILITIES))}")
+    return name
+
+
+def _capabilities(value: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted({capability(c) for c in value}))
 
 
 @attrs.frozen
@@ -33,6 +66,10 @@ class RenderSettings:
     instance: str
     network: str  # the default namespace's network; others get `<network>-<namespace>`
     secrets_dir: str = "/run/docker-faas/secrets"
+    cap_add: tuple[str, ...] = attrs.field(default=(), converter=_capabilities)
+    pids_limit: int = DEFAULT_PIDS_LIMIT
+    memory_limit: str = DEFAULT_MEMORY_LIMIT  # when the spec asks none (a quantity)
+    cpu_limit: str = ""  # when the spec asks none; empty: no CPU limit
 
 
 HEALTH_PATH_ANNOTATION = "com.openfaas.health.http.path"
@@ -69,7 +106,14 @@ def _host_config(
     host: dict[str, Any] = {
         "NetworkMode": network_for(settings, spec.namespace),
         "RestartPolicy": {"Name": "no"},  # the controller restarts, with back-off
+        "Privileged": False,
+        "CapDrop": ["ALL"],
+        "SecurityOpt": ["no-new-privileges:true"],
+        "IpcMode": "private",
+        "PidsLimit": settings.pids_limit,
     }
+    if settings.cap_add:
+        host["CapAdd"] = list(settings.cap_add)
     if spec.secrets:
         host["Mounts"] = [
             {
@@ -80,15 +124,19 @@ def _host_config(
             }
             for name in spec.secrets
         ]
-    if spec.limits is not None and spec.limits.memory:
-        host["Memory"] = engine_memory_bytes(spec.limits.memory)
-    if spec.limits is not None and spec.limits.cpu:
-        host["NanoCpus"] = nano_cpus(spec.limits.cpu)
-    if spec.requests is not None and spec.requests.memory:
-        reservation = engine_memory_bytes(spec.requests.memory)
-        if "Memory" in host:
-            reservation = min(reservation, host["Memory"])
-        host["MemoryReservation"] = reservation
+    limits, requests = spec.limits, spec.requests
+    if limits is not None and limits.memory:
+        host["Memory"] = engine_memory_bytes(limits.memory)
+    else:  # the operator's default, raised to what the spec reserves
+        host["Memory"] = engine_memory_bytes(settings.memory_limit)
+        if requests is not None and requests.memory:
+            host["Memory"] = max(host["Memory"], engine_memory_bytes(requests.memory))
+    if limits is not None and limits.cpu:
+        host["NanoCpus"] = nano_cpus(limits.cpu)
+    elif settings.cpu_limit:
+        host["NanoCpus"] = nano_cpus(settings.cpu_limit)
+    if requests is not None and requests.memory:
+        host["MemoryReservation"] = min(engine_memory_bytes(requests.memory), host["Memory"])
     if spec.read_only_root_filesystem:
         host["ReadonlyRootfs"] = True
         # The watchdog's lock file and the function's scratch space live here.

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from controller.quantities import ENGINE_MIN_MEMORY, QuantityError, memory_bytes, nano_cpus
-from controller.render import RenderSettings, env_list, replica_config, spec_hash
+from controller.render import (
+    DEFAULT_MEMORY_LIMIT,
+    DEFAULT_PIDS_LIMIT,
+    RenderSettings,
+    env_list,
+    replica_config,
+    spec_hash,
+)
 from events.model import FunctionSpec, Resources, pairs
 
 SETTINGS = RenderSettings(instance="t1", network="net")
@@ -58,3 +65,69 @@ def test_hash_ignores_labels_but_not_image_or_env():
     assert spec_hash(base, SETTINGS) == spec_hash(spec(labels=pairs({"x": "y"})), SETTINGS)
     assert spec_hash(base, SETTINGS) != spec_hash(spec(image="img:2"), SETTINGS)
     assert spec_hash(base, SETTINGS) != spec_hash(spec(env_vars=pairs({"A": "1"})), SETTINGS)
+
+
+# ---- the security boundary of a replica (docs/security.md) ----
+
+def host_config(s: FunctionSpec, settings: RenderSettings = SETTINGS) -> dict:
+    return replica_config(s, settings, 1, spec_hash(s, settings))[1]["HostConfig"]
+
+
+def test_every_replica_drops_all_capabilities_and_privileges():
+    host = host_config(spec())
+    assert host["CapDrop"] == ["ALL"] and "CapAdd" not in host
+    assert host["SecurityOpt"] == ["no-new-privileges:true"]
+    assert host["Privileged"] is False
+    assert host["PidsLimit"] == DEFAULT_PIDS_LIMIT
+    assert host["Memory"] == memory_bytes(DEFAULT_MEMORY_LIMIT) and "NanoCpus" not in host
+    assert host["NetworkMode"] == "net" and host["IpcMode"] == "private"
+    for key in ("PidMode", "UTSMode", "UsernsMode", "CgroupnsMode", "Devices", "Binds",
+                "DeviceRequests", "Sysctls", "VolumesFrom", "Runtime"):
+        assert key not in host, key
+
+
+def test_only_secret_files_are_bound_read_only():
+    host = replica_config(spec(secrets=("s1", "s2")), SETTINGS, 1, "h" * 16,
+                          {"s1": "a" * 64, "s2": "b" * 64})[1]["HostConfig"]
+    assert [m["Target"] for m in host["Mounts"]] == [
+        "/var/openfaas/secrets/s1", "/var/openfaas/secrets/s2"]
+    assert all(m["Type"] == "bind" and m["ReadOnly"] for m in host["Mounts"])
+    assert all(m["Source"].startswith(SETTINGS.secrets_dir + "/openfaas-fn/")
+               for m in host["Mounts"])
+
+
+def test_operator_settings_reach_the_host_config():
+    settings = RenderSettings(instance="t1", network="net", cap_add=("cap_chown", "KILL"),
+                              pids_limit=64, memory_limit="1Gi", cpu_limit="500m")
+    host = host_config(spec(), settings)
+    assert host["CapAdd"] == ["CHOWN", "KILL"] and host["CapDrop"] == ["ALL"]
+    assert host["PidsLimit"] == 64
+    assert host["Memory"] == 2**30 and host["NanoCpus"] == 5 * 10**8
+
+
+def test_spec_limits_win_over_the_defaults():
+    settings = RenderSettings(instance="t1", network="net", memory_limit="1Gi", cpu_limit="1")
+    host = host_config(spec(limits=Resources(memory="64Mi", cpu="100m")), settings)
+    assert host["Memory"] == 64 * 2**20 and host["NanoCpus"] == 10**8
+
+
+def test_default_memory_limit_is_raised_to_the_reservation():
+    host = host_config(spec(requests=Resources(memory="1Gi")))
+    assert host["Memory"] == 2**30 and host["MemoryReservation"] == 2**30
+    host = host_config(spec(limits=Resources(memory="64Mi"), requests=Resources(memory="1Gi")))
+    assert host["Memory"] == host["MemoryReservation"] == 64 * 2**20
+
+
+@pytest.mark.parametrize("cap", ["SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE", "NET_RAW", "ALL",
+                                 "cap_sys_module", "MKNOD", "DAC_READ_SEARCH"])
+def test_dangerous_capabilities_cannot_be_rendered(cap):
+    with pytest.raises(ValueError, match="not allowed"):
+        RenderSettings(instance="t1", network="net", cap_add=(cap,))
+
+
+def test_security_settings_are_in_the_hash():
+    base = spec()
+    assert spec_hash(base, SETTINGS) != spec_hash(
+        base, RenderSettings(instance="t1", network="net", pids_limit=100))
+    assert spec_hash(base, SETTINGS) != spec_hash(
+        base, RenderSettings(instance="t1", network="net", cap_add=("KILL",)))
