@@ -71,6 +71,7 @@ def parse_query(params: QueryParams) -> LogQuery:
     name = _last(params, "name")
     if not name:
         raise bad_request("name: a function name is required")
+    wire.check_name(name, "name")
     return LogQuery(
         name=name,
         namespace=wire.namespace_of(None, _last(params, "namespace")),

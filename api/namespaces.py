@@ -32,7 +32,7 @@ def _describe(name: str, labels: dict[str, str], annotations: dict[str, str]) ->
 
 async def get_namespace(request: Request) -> Response:
     gw = gateway_of(request)
-    name = request.path_params.get("ns", "")
+    name = wire.check_name(request.path_params.get("ns", ""), "name")
     if name == DEFAULT_NAMESPACE:
         return JSONResponse(_describe(name, {"openfaas": "1"}, {}))
     state = gw.desired.namespaces.get(name)

@@ -152,6 +152,7 @@ async def list_functions(request: Request) -> Response:
 
 
 async def get_function(request: Request) -> Response:
+    wire.check_name(request.path_params["name"], "name")  # for ?at= too
     if (at := request.query_params.get("at")) is not None:
         return await audit.get_function_at(request, at)
     gw = gateway_of(request)
