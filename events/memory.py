@@ -5,6 +5,7 @@ even passes every event through the codec on append, so an event that the real s
 could not write or read back fails here too instead of only in production.
 """
 
+import bisect
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -13,7 +14,9 @@ from events.codec import decode, encode
 from events.store import (
     Batch,
     ConcurrencyError,
+    EventQuery,
     Recorded,
+    StoredSnapshot,
     Subscriber,
     Subscribers,
     as_utc,
@@ -25,10 +28,14 @@ __all__ = ["MemoryEventStore"]
 
 
 class MemoryEventStore:
-    """The log as a Python list; positions are list indexes plus one."""
+    """The log as a Python list; positions are list indexes plus one. Snapshots are kept
+    in a dict by position."""
 
     def __init__(self) -> None:
         self._records: list[Recorded] = []
+        # _high[i]: the latest time among records 1..i+1; never decreases, so bisectable
+        self._high: list[datetime] = []
+        self._snapshots: dict[int, StoredSnapshot] = {}
         self._versions: dict[str, int] = {}
         self._subscribers = Subscribers()
         self._lock = threading.Lock()
@@ -89,6 +96,7 @@ class MemoryEventStore:
             self._records.extend(new)
             for record in new:
                 self._versions[record.stream] = record.version
+                self._high.append(max(self._high[-1], time) if self._high else time)
         if new:
             self._subscribers.notify(new)
         return new
@@ -112,6 +120,39 @@ class MemoryEventStore:
     def head(self) -> int:
         with self._lock:
             return len(self._records)
+
+    def query(self, query: EventQuery) -> list[Recorded]:
+        with self._lock:
+            start = max(query.after, 0)
+            end = len(self._records) if query.upto is None else max(start, query.upto)
+            window = self._records[start:end]
+        found: list[Recorded] = []
+        for record in reversed(window) if query.newest_first else window:
+            if query.limit is not None and len(found) >= query.limit:
+                break
+            if query.matches(record):
+                found.append(record)
+        return found
+
+    def position_at(self, time: datetime) -> int:
+        moment = as_utc(time)
+        with self._lock:
+            return bisect.bisect_right(self._high, moment)
+
+    def save_snapshot(self, snapshot: StoredSnapshot) -> None:
+        with self._lock:
+            self._snapshots[snapshot.position] = snapshot
+
+    def latest_snapshot(self, upto: int, format: int, schema: str) -> StoredSnapshot | None:
+        with self._lock:
+            bound = min(upto, len(self._records))
+            usable = [s for p, s in self._snapshots.items()
+                      if p <= bound and s.format == format and s.schema == schema]
+        return max(usable, key=lambda s: s.position, default=None)
+
+    def drop_snapshots(self) -> None:
+        with self._lock:
+            self._snapshots.clear()
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         return self._subscribers.add(callback)

@@ -8,27 +8,38 @@ both so the fake cannot drift.
 Concurrency rule: every append names the version the caller believes its stream is at
 (0 for a stream that must not exist yet). If the stream has moved on, the append raises
 `ConcurrencyError` and writes nothing: a conflicting writer is told, never overwritten.
+
+Reading: `query(EventQuery(...))` is the audit trail's one filtered read, and
+`EventQuery.matches` is its reference meaning (the memory store filters with it, the
+SQLite store translates it to SQL, and the contract tests hold the two together).
+`position_at(time)` finds the end of the log's prefix accepted by a given time, and
+snapshots of the projected state are cached beside the log (a cache only: any snapshot
+may be dropped or ignored and every answer stays the same).
 """
 
 import itertools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
 import attrs
 
+from events.codec import type_name
 from events.types import Event
 
 __all__ = [
     "Batch",
     "ConcurrencyError",
+    "EventQuery",
     "EventStore",
     "Recorded",
+    "StoredSnapshot",
     "Subscriber",
     "Subscribers",
     "as_utc",
     "check_batches",
+    "stream_parts",
 ]
 
 log = logging.getLogger(__name__)
@@ -55,6 +66,108 @@ class Recorded:
 
 
 Subscriber = Callable[[list[Recorded]], None]
+
+
+def stream_parts(stream: str) -> tuple[str, str, str]:
+    """(kind, namespace, name) of a stream name.
+
+    `function/<ns>/<name>`, `outcome/<ns>/<name>` and `secret/<ns>/<name>` split as they
+    read; a namespace's own stream `namespace/<ns>` belongs to that namespace and is named
+    after it.
+    """
+    kind, _, rest = stream.partition("/")
+    if kind == "namespace":
+        return kind, rest, rest
+    namespace, _, name = rest.partition("/")
+    return kind, namespace, name
+
+
+FUNCTION_KINDS = ("function", "outcome")
+"""The stream kinds that hold a function's records: what it was asked to be, what happened."""
+
+
+def _optional_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else as_utc(value)
+
+
+def _frozen(values: Iterable[str]) -> frozenset[str]:
+    if isinstance(values, str):
+        raise TypeError(f"types: expected type names, got the string {values!r}")
+    return frozenset(values)
+
+
+def _optional_name(value: str | None) -> str | None:
+    if value is not None and not value:
+        raise ValueError("an empty name matches nothing; pass None for no filter")
+    return value
+
+
+@attrs.frozen
+class EventQuery:
+    """One filtered read of the log. Every filter given must hold (AND); None, or an empty
+    `types`, means no filter on that field.
+
+    * `function`: records of the streams `function/<ns>/<function>` and
+      `outcome/<ns>/<function>`, in any namespace unless `namespace` is also given.
+    * `namespace`: every stream of that namespace, its own `namespace/<ns>` included.
+    * `types`: stable event type names (`function.scaled`, ...).
+    * `actor`, `correlation_id`: equal to the envelope field.
+    * `since`, `until`: the envelope time, both inclusive.
+    * `after` (exclusive) and `upto` (inclusive): bounds on the position.
+    * `limit`: at most this many records; `newest_first` reverses the order, so that the
+      limit keeps the newest.
+    """
+
+    function: str | None = attrs.field(default=None, converter=_optional_name)
+    namespace: str | None = attrs.field(default=None, converter=_optional_name)
+    types: frozenset[str] = attrs.field(default=frozenset(), converter=_frozen)
+    actor: str | None = None
+    correlation_id: str | None = None
+    since: datetime | None = attrs.field(default=None, converter=_optional_utc)
+    until: datetime | None = attrs.field(default=None, converter=_optional_utc)
+    after: int = 0
+    upto: int | None = None
+    limit: int | None = None
+    newest_first: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if self.limit is not None and self.limit < 0:
+            raise ValueError(f"limit must be >= 0, got {self.limit}")
+
+    def matches(self, record: Recorded) -> bool:
+        """Whether `record` passes every filter and the position bounds (not the limit)."""
+        if record.position <= self.after:
+            return False
+        if self.upto is not None and record.position > self.upto:
+            return False
+        if self.function is not None or self.namespace is not None:
+            kind, namespace, name = stream_parts(record.stream)
+            if self.function is not None and (kind not in FUNCTION_KINDS
+                                              or name != self.function):
+                return False
+            if self.namespace is not None and namespace != self.namespace:
+                return False
+        if self.types and type_name(record.event) not in self.types:
+            return False
+        if self.actor is not None and record.actor != self.actor:
+            return False
+        if self.correlation_id is not None and record.correlation_id != self.correlation_id:
+            return False
+        if self.since is not None and record.time < self.since:
+            return False
+        return self.until is None or record.time <= self.until
+
+
+@attrs.frozen
+class StoredSnapshot:
+    """A cached projection of the log's first `position` records, as bytes the store keeps
+    without reading them. `format` and `schema` say which code wrote it (events/snapshot.py
+    decides whether it can be trusted; the store only filters on them)."""
+
+    position: int
+    format: int
+    schema: str
+    data: bytes
 
 
 @attrs.frozen
@@ -133,6 +246,31 @@ class EventStore(Protocol):
 
     def head(self) -> int:
         """The position of the last record; 0 if the log is empty."""
+        ...
+
+    def query(self, query: EventQuery) -> list[Recorded]:
+        """The records that match `query`, in position order (newest first if asked), at
+        most `query.limit` of them."""
+        ...
+
+    def position_at(self, time: datetime) -> int:
+        """The end of the longest prefix of the log whose records were all accepted at or
+        before `time`: the state "as of `time`" is the fold of records 1..position_at(time).
+        While times never go backwards this is the last position with time <= `time`; if a
+        clock did step back, a record stamped later ends the prefix (as a fold would stop)."""
+        ...
+
+    def save_snapshot(self, snapshot: StoredSnapshot) -> None:
+        """Keep `snapshot` (replacing one at the same position)."""
+        ...
+
+    def latest_snapshot(self, upto: int, format: int, schema: str) -> StoredSnapshot | None:
+        """The snapshot with this format and schema at the highest position <= `upto` that
+        is also <= head(), or None."""
+        ...
+
+    def drop_snapshots(self) -> None:
+        """Forget every snapshot (they are a cache; answers do not change)."""
         ...
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
