@@ -4,6 +4,11 @@ It wires the event log, the live projection, the controller (when a Docker adapt
 the Starlette API behind basic auth and the invocation proxy in front of it. The server and
 the tests build the gateway the same way; in-process API tests pass `docker=None` and get
 the API without a controller.
+
+Around the API sit, outermost first: the function-network guard (a client inside one of the
+controller's function networks gets 403 for anything but /function/, /async-function/ and
+/healthz), basic auth (with its failed-login throttle) and the body limit
+(SYSTEM_BODY_LIMIT). See docs/security.md.
 """
 
 from __future__ import annotations
@@ -22,13 +27,14 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
 
 from api.async_routes import ASYNC_PREFIX, AsyncSubmit
 from api.asyncworker import AsyncWorkers, QueueThread, loopback
-from api.auth import BasicAuth
+from api.auth import BasicAuth, LoginThrottle
 from api.autoscaler import Autoscaler
 from api.context import Gateway
-from api.errors import HANDLERS
+from api.errors import HANDLERS, ApiError
 from api.metrics import GatewayMetrics, append_families, controller_families
 from api.proxy import PREFIX, FunctionProxy
 from api.routes import ROUTES
@@ -50,6 +56,86 @@ def utc_now() -> datetime:
 
 def new_request_id() -> str:
     return uuid.uuid4().hex
+
+
+def _nowhere(host: str) -> bool:
+    return False
+
+
+async def _plain(send: Callable[..., Any], status: int, message: str) -> None:
+    body = (message + "\n").encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+@attrs.define
+class FunctionNetworkGuard:
+    """Refuses `app` to clients inside a function network, but for the paths in `open_to`.
+
+    Function containers may invoke functions through the gateway (as OpenFaaS functions
+    do), so /function/ and /async-function/ never come here; the /system API, /metrics and
+    the UI are for the operator and answer 403, whatever credentials the caller holds."""
+
+    app: Any
+    inside: Callable[[str], bool] = _nowhere  # the controller's in_function_network
+    open_to: tuple[str, ...] = ("/healthz",)
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any],
+                       send: Callable[..., Any]) -> None:
+        client = scope.get("client")
+        if (scope["type"] in ("http", "websocket") and client
+                and scope["path"] not in self.open_to and self.inside(str(client[0]))):
+            if scope["type"] == "http":
+                await _plain(send, 403, f"forbidden: {client[0]} is in a function network; "
+                             "function containers may call /function/ and /async-function/ "
+                             "only, not the gateway's API, metrics or UI")
+            else:
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        await self.app(scope, receive, send)
+
+
+@attrs.define
+class BodyLimit:
+    """API request bodies of at most `limit` bytes (SYSTEM_BODY_LIMIT). A larger
+    Content-Length is answered 413 before anything is read; a body that grows past the
+    limit while it streams (chunked) ends the read with 413. Either way the connection is
+    closed, so the rest of the body is never read."""
+
+    app: Any
+    limit: int
+
+    def too_large(self) -> str:
+        return f"request body larger than SYSTEM_BODY_LIMIT ({self.limit} bytes)"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
+        if length.isdigit() and int(length) > self.limit:
+            await _plain(send, 413, self.too_large())
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:  # the handler's read fails: 413 (api/errors.py)
+                    raise ApiError(413, self.too_large())
+            return message
+
+        async def closing(message: Message) -> None:
+            if message["type"] == "http.response.start" and received > self.limit:
+                message = {**message, "headers": [*message.get("headers", ()),
+                                                  (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, limited, closing)
 
 
 @attrs.define
@@ -103,6 +189,10 @@ def create_app(
                 secrets_dir=settings.secrets_dir,
                 resync_interval=settings.resync_interval,
                 health_interval=settings.health_interval,
+                cap_add=settings.function_cap_add,
+                pids_limit=settings.function_pids_limit,
+                memory_limit=settings.function_memory_limit,
+                cpu_limit=settings.function_cpu_limit,
             ),
             vault,
             record=lambda event: record_outcome(gateway, event),
@@ -113,6 +203,7 @@ def create_app(
             lambda: controller_families(controller.stats, controller.health, lambda: live.current)
         )
         live.listen(lambda records: controller.wake(touched_keys(records)))
+    inside = gateway.controller.in_function_network if gateway.controller else _nowhere
 
     proxy = FunctionProxy(
         exists=lambda key: live.current.functions.get(key) is not None,
@@ -122,6 +213,7 @@ def create_app(
         suspect=gateway.controller.health.suspect if gateway.controller else None,
         metrics=gateway.metrics,
         timeout=settings.exec_timeout,
+        body_limit=settings.max_request_body,
     )
     queue = QueueThread(settings.state_dir / "queue.db")  # opened on first use
     workers = AsyncWorkers(
@@ -170,10 +262,14 @@ def create_app(
     api = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)
     api.state.gateway = gateway
     api.state.async_submit = submit
-    protected = BasicAuth(api, enabled=settings.auth_enabled,
+    protected = BasicAuth(BodyLimit(api, settings.system_body_limit),
+                          enabled=settings.auth_enabled,
                           users={**dict(settings.auth_users),
-                                 settings.auth_user: settings.auth_password})
-    return GatewayApp(gateway=gateway, api=protected, proxy=proxy, submit=submit)
+                                 settings.auth_user: settings.auth_password},
+                          throttle=LoginThrottle(settings.auth_max_failures,
+                                                 settings.auth_failure_window))
+    return GatewayApp(gateway=gateway, api=FunctionNetworkGuard(protected, inside),
+                      proxy=proxy, submit=submit)
 
 
 def metrics_endpoint(gateway: Gateway) -> Callable[[Request], Any]:
@@ -195,14 +291,17 @@ def record_outcome(gateway: Gateway, event: ReplicaFailed) -> None:
         pass
 
 
-def create_metrics_app(gateway: Gateway) -> Starlette:
-    """The metrics port (8082): Prometheus text at /metrics and a plain /healthz."""
+def create_metrics_app(gateway: Gateway) -> FunctionNetworkGuard:
+    """The metrics port (8082): Prometheus text at /metrics and a plain /healthz; /metrics
+    is refused to function containers, as on the gateway port."""
     metrics = metrics_endpoint(gateway)
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("OK")
 
-    return Starlette(routes=[
+    app = Starlette(routes=[
         Route("/metrics", metrics, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
     ])
+    controller = gateway.controller
+    return FunctionNetworkGuard(app, controller.in_function_network if controller else _nowhere)

@@ -4,6 +4,11 @@ The user name is compared exactly and the password in constant time; a failure a
 with `WWW-Authenticate: Basic realm="Restricted"`. Besides the admin (AUTH_USER), further
 users may come from AUTH_USERS_FILE. The authenticated user becomes the actor recorded on
 every event the request appends, which is what lets the audit trail say who changed what.
+
+A flood of wrong passwords is slowed per source address (LoginThrottle): after
+AUTH_MAX_FAILURES failures within AUTH_FAILURE_WINDOW the address is answered 429 with
+Retry-After, without its credentials being checked, until enough of those failures have
+aged out of the window. Credentials are never logged.
 """
 
 from __future__ import annotations
@@ -11,14 +16,20 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import ipaddress
+import logging
+import math
 import secrets
-from collections.abc import Mapping
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 ACTOR_KEY = "docker_faas.actor"
 PROTECTED = ("/system/",)
 _STAND_IN = secrets.token_urlsafe(24)
+log = logging.getLogger("docker_faas.auth")
 _CHALLENGE = [
     (b"www-authenticate", b'Basic realm="Restricted"'),
     (b"content-type", b"text/plain; charset=utf-8"),
@@ -45,13 +56,80 @@ def check_basic(header: bytes, users: Mapping[str, str]) -> str | None:
     return given_user if sep and known and password_ok else None
 
 
+def source_of(scope: Scope) -> str:
+    """Whom failures are counted against: the client address; an IPv6 client by its /64
+    (one host commonly holds a whole /64)."""
+    client = scope.get("client")
+    host = str(client[0]) if client else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(getattr(address, "ipv4_mapped", None) or address)
+
+
+class LoginThrottle:
+    """Failed logins per source over a sliding window of `window` seconds.
+
+    A source with `limit` failures in the window is refused (`retry_after` > 0) until the
+    oldest of them leaves the window; nothing is counted while it is refused. A success
+    clears the source's failures. At most `max_sources` sources are remembered, the least
+    recently failing forgotten first, so many addresses cannot grow memory without bound.
+    """
+
+    def __init__(self, limit: int, window: float, *, clock: Callable[[], float] = time.monotonic,
+                 max_sources: int = 10_000) -> None:
+        self.limit = limit
+        self.window = window
+        self.clock = clock
+        self.max_sources = max_sources
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, source: str, now: float) -> deque[float] | None:
+        failures = self._failures.get(source)
+        if failures is None:
+            return None
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        if not failures:
+            del self._failures[source]
+            return None
+        return failures
+
+    def retry_after(self, source: str) -> float:
+        """Seconds until `source` may try again; 0 when it may now."""
+        now = self.clock()
+        failures = self._recent(source, now)
+        if failures is None or len(failures) < self.limit:
+            return 0.0
+        return max(failures[-self.limit] + self.window - now, 0.001)
+
+    def failed(self, source: str) -> bool:
+        """Count a failure; True when it makes the source refused."""
+        now = self.clock()
+        failures = self._recent(source, now) or deque(maxlen=self.limit)
+        self._failures.pop(source, None)
+        failures.append(now)
+        self._failures[source] = failures  # the most recent at the end
+        while len(self._failures) > self.max_sources:
+            del self._failures[next(iter(self._failures))]
+        return len(failures) >= self.limit
+
+    def succeeded(self, source: str) -> None:
+        self._failures.pop(source, None)
+
+
 class BasicAuth:
     """ASGI middleware: protects paths under PROTECTED, records the actor in the scope."""
 
-    def __init__(self, app: ASGIApp, *, enabled: bool, users: Mapping[str, str]) -> None:
+    def __init__(self, app: ASGIApp, *, enabled: bool, users: Mapping[str, str],
+                 throttle: LoginThrottle | None = None) -> None:
         self.app = app
         self.enabled = enabled
         self.users = dict(users)
+        self.throttle = throttle or LoginThrottle(10, 60.0)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,8 +138,25 @@ class BasicAuth:
         if not self.enabled:
             scope[ACTOR_KEY] = "anonymous"
         elif scope["path"].startswith(PROTECTED):
+            source = source_of(scope)
+            wait = self.throttle.retry_after(source)
+            if wait > 0:  # refused without looking at the credentials
+                seconds = math.ceil(wait)
+                body = (f"too many failed logins from {source}; try again in {seconds} s\n"
+                        ).encode()
+                await send({"type": "http.response.start", "status": 429, "headers": [
+                    (b"retry-after", str(seconds).encode()),
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
             header = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
             actor = check_basic(header, self.users)
+            if actor is not None:
+                self.throttle.succeeded(source)
+            elif header and self.throttle.failed(source):  # no header at all is no guess
+                log.warning("%d failed logins from %s within %gs: refusing its logins until "
+                            "they age out", self.throttle.limit, source, self.throttle.window)
             if actor is None:
                 body = b"invalid credentials\n"
                 await send({"type": "http.response.start", "status": 401,

@@ -74,6 +74,14 @@ async def _reply(send: Callable[..., Any], status: int, message: str,
     await send({"type": "http.response.body", "body": body})
 
 
+class BodyTooLarge(Exception):
+    """A streamed (chunked) request body grew past MAX_REQUEST_BODY."""
+
+
+def _too_large(limit: int) -> str:
+    return f"request body larger than MAX_REQUEST_BODY ({limit} bytes)"
+
+
 class ReplicaBrokeOff(Exception):
     """Raised to make the server abort a response the replica cut short; the server's
     traceback for it is filtered out (quiet_broken_answers), our own warning says it all."""
@@ -99,7 +107,9 @@ class FunctionProxy:
         wait: Callable[[Key], Awaitable[Address | None]] | None = None,
         suspect: Callable[[Address], None] | None = None,
         explain: Callable[[Key], str] | None = None,
+        body_limit: int = 0,
     ) -> None:
+        self.body_limit = body_limit  # MAX_REQUEST_BODY in bytes; 0: none
         self._exists = exists
         self._pick = pick
         self._metrics = metrics
@@ -134,6 +144,7 @@ class FunctionProxy:
         call_id = b""
         host = b""
         has_length = chunked = False
+        length = 0
         out: list[bytes] = []
         for name_, value in scope["headers"]:
             if name_ == b"x-call-id":
@@ -142,6 +153,7 @@ class FunctionProxy:
                 host = value
             elif name_ == b"content-length":
                 has_length = True
+                length = int(value) if value.isdigit() else 0
             elif name_ == b"transfer-encoding":
                 chunked = b"chunked" in value.lower()
             if name_ not in _HOP_BY_HOP:
@@ -162,19 +174,32 @@ class FunctionProxy:
         use_chunked = chunked and not has_length
         if use_chunked:
             out.append(b"transfer-encoding: chunked\r\n")
+        limit = self.body_limit
+        if limit and length > limit:  # refused before anything is read or forwarded
+            await _reply(send, 413, _too_large(limit), [(b"connection", b"close")])
+            return
 
         message = await receive()
         first = message.get("body", b"")
         more = bool(message.get("more_body"))
+        received = len(first)
+        if limit and received > limit:
+            await _reply(send, 413, _too_large(limit), [(b"connection", b"close")])
+            return
         if not has_length and not chunked and (first or more):
             use_chunked = True  # a body with no framing header: send it chunked
             out.append(b"transfer-encoding: chunked\r\n")
 
         async def receive_chunk() -> tuple[bytes, bool]:
+            nonlocal received
             msg = await receive()
             if msg["type"] == "http.disconnect":
                 raise UpstreamError("client went away", sent=True)
-            return msg.get("body", b""), bool(msg.get("more_body"))
+            body = msg.get("body", b"")
+            received += len(body)
+            if limit and received > limit:
+                raise BodyTooLarge  # the replica's connection is dropped, not reused
+            return body, bool(msg.get("more_body"))
 
         response_extra = [(b"x-start-time", start_header), (b"x-served-by", SERVED_BY)]
         if generated_call_id:
@@ -188,6 +213,12 @@ class FunctionProxy:
                 key, method, path, query, out, first, more, receive_chunk, use_chunked,
                 send, response_extra, scope["method"] == "HEAD",
             )
+        except BodyTooLarge:
+            # The body is sent whole before the replica's answer is read, so no response
+            # has started: answer 413 and close the connection (the rest is not read).
+            code = 413
+            await _reply(send, 413, _too_large(limit),
+                         [(b"connection", b"close"), *response_extra])
         finally:
             self._metrics.record(function_name, code, time.perf_counter() - start)
 

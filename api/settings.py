@@ -9,10 +9,13 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import attrs
+
+from controller.quantities import QuantityError, memory_bytes, nano_cpus
+from controller.render import DEFAULT_MEMORY_LIMIT, DEFAULT_PIDS_LIMIT, capability
 
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h)?)+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)?")
@@ -64,6 +67,15 @@ class Settings:
     secrets_dir: str = ""  # host directory for secret files; default /run/docker-faas/<instance>
     autoscale_enabled: bool = True  # the built-in autoscaler (com.openfaas.scale.* labels)
     autoscale_interval: float = 1.0  # how often it samples the load and decides
+    # the function containers' boundary and the gateway's request limits (docs/security.md)
+    function_cap_add: tuple[str, ...] = ()  # capabilities given back (ALLOWED_CAPABILITIES)
+    function_pids_limit: int = DEFAULT_PIDS_LIMIT
+    function_memory_limit: str = DEFAULT_MEMORY_LIMIT  # for specs that ask no memory limit
+    function_cpu_limit: str = ""  # for specs that ask no CPU limit; empty: none
+    system_body_limit: int = 8 * 2**20  # bytes of a /system/ request body
+    max_request_body: int = 256 * 2**20  # bytes of a /function/ request body
+    auth_max_failures: int = 10  # failed logins from one address within the window → 429
+    auth_failure_window: float = 60.0
 
     @property
     def state_dir(self) -> Path:
@@ -108,6 +120,25 @@ def _duration(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _capabilities(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = env.get(name) or ""
+    try:
+        return tuple(sorted({capability(c) for c in re.split(r"[\s,]+", raw) if c}))
+    except ValueError as err:
+        raise ConfigError(f"{name}: {err}") from None
+
+
+def _quantity(env: Mapping[str, str], name: str, default: str,
+              parse: Callable[[str], int]) -> str:
+    raw = (env.get(name) or default).strip()
+    if raw:
+        try:
+            parse(raw)
+        except QuantityError as err:
+            raise ConfigError(f"{name}: {err}") from None
+    return raw
+
+
 def _name(env: Mapping[str, str], name: str, default: str) -> str:
     raw = env.get(name) or default
     if not _NAME.match(raw) or len(raw) > 40:
@@ -150,6 +181,15 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         async_lease=_duration(env, "ASYNC_LEASE", 10.0),
         autoscale_enabled=_bool(env, "AUTOSCALE_ENABLED", True),
         autoscale_interval=_duration(env, "AUTOSCALE_INTERVAL", 1.0),
+        function_cap_add=_capabilities(env, "FUNCTION_CAP_ADD"),
+        function_pids_limit=_int(env, "FUNCTION_PIDS_LIMIT", DEFAULT_PIDS_LIMIT, 16, 2**22),
+        function_memory_limit=_quantity(env, "FUNCTION_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT,
+                                        memory_bytes),
+        function_cpu_limit=_quantity(env, "FUNCTION_CPU_LIMIT", "", nano_cpus),
+        system_body_limit=_int(env, "SYSTEM_BODY_LIMIT", 8 * 2**20, 1024, 2**31),
+        max_request_body=_int(env, "MAX_REQUEST_BODY", 256 * 2**20, 1024, 2**40),
+        auth_max_failures=_int(env, "AUTH_MAX_FAILURES", 10, 1, 10**6),
+        auth_failure_window=_duration(env, "AUTH_FAILURE_WINDOW", 60.0),
     )
     if password_file := env.get("AUTH_PASSWORD_FILE"):
         if env.get("AUTH_PASSWORD"):

@@ -14,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ipaddress
 import logging
 import shutil
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -31,6 +33,8 @@ from controller.logs import LogCollector
 from controller.model import CreateReplica, FunctionKey, ObservedReplica, RemoveReplica, Target
 from controller.plan import plan_function
 from controller.render import (
+    DEFAULT_MEMORY_LIMIT,
+    DEFAULT_PIDS_LIMIT,
     RenderSettings,
     network_for,
     replica_config,
@@ -44,6 +48,7 @@ from events.types import ReplicaFailed
 
 log = logging.getLogger("docker_faas.controller")
 STARTS_AT_ONCE = 8  # concurrent container creates; more only queue inside the engine
+Subnet = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def _before(finished_at: str, moment: datetime) -> bool:
@@ -68,6 +73,11 @@ class ControllerSettings:
     stop_grace: float = 5.0  # SIGTERM → SIGKILL for replicas that still serve
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
+    # the replicas' security boundary (render.py, docs/security.md)
+    cap_add: tuple[str, ...] = ()
+    pids_limit: int = DEFAULT_PIDS_LIMIT
+    memory_limit: str = DEFAULT_MEMORY_LIMIT
+    cpu_limit: str = ""
 
 
 class Controller:
@@ -93,9 +103,17 @@ class Controller:
         self.vault = vault
         self.render = RenderSettings(
             instance=settings.instance, network=settings.network,
-            secrets_dir=settings.secrets_dir,
+            secrets_dir=settings.secrets_dir, cap_add=settings.cap_add,
+            pids_limit=settings.pids_limit, memory_limit=settings.memory_limit,
+            cpu_limit=settings.cpu_limit,
         )
         self._networks: set[str] = set()  # ensured during this engine session
+        # The address ranges of our function networks: the gateway refuses its API to
+        # clients inside them (api/app.py), but for each network's gateway address, which
+        # is the host's own side of the bridge. Kept while the engine is away.
+        self.function_subnets: tuple[Subnet, ...] = ()
+        self._bridge_addresses: frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address] = (
+            frozenset())
         self._network_lock = asyncio.Lock()
         self._starting = asyncio.Semaphore(STARTS_AT_ONCE)
         self.health = HealthTracker(interval=settings.health_interval, on_change=self._kick)
@@ -181,6 +199,8 @@ class Controller:
                         network, {L.INSTANCE: self.settings.instance}
                     )
                     self._networks.add(network)
+                    # before any replica joins it, the API knows to refuse its addresses
+                    await self._refresh_subnets()
         for name, digest in digests.items():
             path = secret_path(self.render, spec.namespace, name, digest)
             if self.vault is None:
@@ -330,14 +350,53 @@ class Controller:
         await asyncio.to_thread(self._forget_removed_secrets, mounted)
         await self._forget_removed_namespaces()
 
+    def _ours(self, name: str) -> bool:
+        """A function network of ours by its name: the default one or a namespace's."""
+        return name == self.settings.network or name.startswith(self.settings.network + "-")
+
+    def _note_subnets(self, networks: list[dict[str, Any]]) -> None:
+        """Keep the subnets of the function networks among `networks` (every network)."""
+        found: list[Subnet] = []
+        bridges = set()
+        for network in networks:
+            if not self._ours(network.get("Name", "")):
+                continue
+            for config in (network.get("IPAM") or {}).get("Config") or ():
+                with contextlib.suppress(ValueError, TypeError):
+                    found.append(ipaddress.ip_network(config.get("Subnet", ""), strict=False))
+                with contextlib.suppress(ValueError, TypeError):
+                    bridges.add(ipaddress.ip_address(config.get("Gateway", "")))
+        self.function_subnets = tuple(found)
+        self._bridge_addresses = frozenset(bridges)
+
+    async def _refresh_subnets(self) -> None:
+        self._note_subnets(await self.docker.networks([]))
+
+    def in_function_network(self, host: str) -> bool:
+        """Whether a client address is a container's in one of our function networks (the
+        bridge's own address is the host: a process on the host, or a port the engine
+        publishes, connects from there)."""
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return address not in self._bridge_addresses and any(
+            address in subnet for subnet in self.function_subnets)
+
     async def _forget_removed_namespaces(self) -> None:
-        """Remove our networks of namespaces that no longer exist (once empty)."""
+        """Remove our networks of namespaces that no longer exist (once empty), and note
+        the subnets of those that remain."""
         desired = self._desired()
         wanted = {network_for(self.render, ns) for ns in desired.namespace_names()}
-        for network in await self.docker.networks(L.instance_filter(self.settings.instance)):
+        networks = await self.docker.networks([])  # every network: ours are known by name
+        self._note_subnets(networks)
+        for network in networks:
             name = network.get("Name", "")
-            if name not in wanted and name.startswith(self.settings.network + "-") and not (
-                    network.get("Containers")):
+            mine = (network.get("Labels") or {}).get(L.INSTANCE) == self.settings.instance
+            if (mine and name not in wanted and name.startswith(self.settings.network + "-")
+                    and not network.get("Containers")):
                 log.info("remove network %s (its namespace is gone)", name)
                 await self.docker.remove_network(network["Id"])
                 self._networks.discard(name)
@@ -393,6 +452,7 @@ class Controller:
         """One connected period: set up, resync, then follow events until the engine goes."""
         await self.docker.ping()
         self._networks.clear()
+        await self._refresh_subnets()
         self._session_since = datetime.now(UTC)
         self._engine_up.set()
         await self.resync()
