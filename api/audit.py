@@ -1,37 +1,47 @@
 """Audit queries over the event log (our extensions, under /system/ so basic auth applies).
 
-* GET /system/events: the log's records, filtered, as JSON.
+* GET /system/events: the log's records, filtered, as JSON; with `follow=true` as NDJSON
+  that goes on with each new matching record until the client hangs up.
 * GET /system/functions?at=… and GET /system/function/{name}?at=…: the desired state as
   it was at a time or log position (`system.list_functions`/`get_function` hand over here).
 * GET /system/function/{name}/history: every version of one function, with a field-level
   diff of its FunctionStatus-shaped spec and replicas against the version before.
 
-The filtering runs over `store.read_all()` in process: fine at the log sizes a single
-Docker host produces, and it keeps the store contract small. Nothing here appends.
+The filters become one `EventQuery` that the store answers from its indexes, and a past
+state is the nearest snapshot plus the records after it, so both stay fast on a log of a
+million records. Nothing here appends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncGenerator, Iterator
 from datetime import datetime
-from itertools import takewhile
 from typing import Any
 
+import attrs
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Message, Receive, Scope, Send
 
 from api import wire
 from api.context import Gateway
 from api.errors import ApiError, bad_request
+from events import snapshot
 from events.codec import EVENT_TYPES, encode
 from events.model import Desired, FunctionState, stream_name
 from events.project import project
-from events.store import Recorded
+from events.store import EventQuery, EventStore, Recorded
 
+log = logging.getLogger("docker_faas.audit")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-_FUNCTION_STREAMS = ("function", "outcome")  # where a function's records live
+NDJSON = "application/x-ndjson"
+FOLLOW_POLL = 1.0  # s: how soon a follower sees records appended through another connection
 _NOT_DIFFED = ("availableReplicas", "createdAt")  # not part of spec + replicas
 
 
@@ -70,18 +80,7 @@ def _whole(value: str, param: str, low: int, high: int | None = None) -> int:
     return number
 
 
-def _stream_parts(stream: str) -> tuple[str, str, str]:
-    """(kind, namespace, name) of a stream; a namespace's stream is its own namespace."""
-    kind, _, rest = stream.partition("/")
-    if kind == "namespace":
-        return kind, rest, rest
-    namespace, _, name = rest.partition("/")
-    return kind, namespace, name
-
-
 # --- GET /system/events -------------------------------------------------------------
-
-Check = Callable[[Recorded, str], bool]
 
 
 def _types(params: QueryParams) -> set[str]:
@@ -94,35 +93,38 @@ def _types(params: QueryParams) -> set[str]:
     return wanted
 
 
-def _filters(params: QueryParams) -> list[Check]:
-    """One predicate per filter given; every value is checked before anything is read."""
-    checks: list[Check] = []
-    function = params.get("function")
-    if function:
-        name = wire.check_name(function, "function")
-        checks.append(lambda r, _: _stream_parts(r.stream)[0] in _FUNCTION_STREAMS
-                      and _stream_parts(r.stream)[2] == name)
-    namespace = params.get("namespace")
-    if namespace:
-        ns = wire.check_name(namespace, "namespace")
-        checks.append(lambda r, _: _stream_parts(r.stream)[1] == ns)
-    types = _types(params)
-    if types:
-        checks.append(lambda _, type_name: type_name in types)
-    actor = params.get("actor")
-    if actor:
-        checks.append(lambda r, _: r.actor == actor)
-    correlation = params.get("correlationId")
-    if correlation:
-        checks.append(lambda r, _: r.correlation_id == correlation)
-    since_text, until_text = params.get("since"), params.get("until")
-    if since_text:
-        since = parse_time(since_text, "since")
-        checks.append(lambda r, _: r.time >= since)
-    if until_text:
-        until = parse_time(until_text, "until")
-        checks.append(lambda r, _: r.time <= until)
-    return checks
+def _query(params: QueryParams, *, follow: bool) -> EventQuery:
+    """The store query the parameters ask for; every value is checked before anything is
+    read, and a bad one is a 400 naming its parameter."""
+    function, namespace = params.get("function"), params.get("namespace")
+    since, until = params.get("since"), params.get("until")
+    order = params.get("order") or "asc"
+    if order not in ("asc", "desc"):
+        raise bad_request(f"order: {order!r} must be asc or desc")
+    if follow and order == "desc":
+        raise bad_request("order: follow streams oldest first; desc cannot follow")
+    if follow and params.get("limit"):
+        raise bad_request("limit: a followed stream has no end; use after to start later")
+    return EventQuery(
+        function=wire.check_name(function, "function") if function else None,
+        namespace=wire.check_name(namespace, "namespace") if namespace else None,
+        types=_types(params),
+        actor=params.get("actor") or None,
+        correlation_id=params.get("correlationId") or None,
+        since=parse_time(since, "since") if since else None,
+        until=parse_time(until, "until") if until else None,
+        after=_whole(params.get("after") or "0", "after", 0),
+        limit=None if follow else _whole(params.get("limit") or str(DEFAULT_LIMIT), "limit",
+                                         1, MAX_LIMIT),
+        newest_first=order == "desc",
+    )
+
+
+def _follow(params: QueryParams) -> bool:
+    value = (params.get("follow") or "false").lower()
+    if value not in ("true", "1", "false", "0"):
+        raise bad_request(f"follow: {value!r} must be true or false")
+    return value in ("true", "1")
 
 
 def record_json(record: Recorded) -> dict[str, Any]:
@@ -145,23 +147,97 @@ def record_json(record: Recorded) -> dict[str, Any]:
 
 async def list_events(request: Request) -> Response:
     params = request.query_params
-    checks = _filters(params)
-    after = _whole(params.get("after") or "0", "after", 0)
-    limit = _whole(params.get("limit") or str(DEFAULT_LIMIT), "limit", 1, MAX_LIMIT)
-    order = params.get("order") or "asc"
-    if order not in ("asc", "desc"):
-        raise bad_request(f"order: {order!r} must be asc or desc")
-    records: Iterable[Recorded] = _gateway(request).store.read_all(after=after)
-    if order == "desc":
-        records = reversed(list(records))
-    out = []
-    for record in records:
-        rendered = record_json(record)
-        if all(check(record, rendered["type"]) for check in checks):
-            out.append(rendered)
-            if len(out) == limit:
-                break
-    return JSONResponse(out)
+    follow = _follow(params)
+    query = _query(params, follow=follow)
+    store = _gateway(request).store
+    if follow:
+        return FollowResponse(store, query)
+    return JSONResponse([record_json(record) for record in store.query(query)])
+
+
+class FollowResponse(Response):
+    """`?follow=true`: NDJSON, one `record_json` per line — the matches already in the
+    log, then each new one, sent as soon as its append commits, until the client hangs up.
+
+    The store's subscription only wakes the stream; the records themselves are always
+    read back from the store after the last position seen, so the backlog and the live
+    part are one loop, a slow client holds no queue of records, and nothing is sent
+    twice or skipped (positions become visible in increasing order). A poll every
+    FOLLOW_POLL seconds also catches appends made through another connection to the log,
+    which the subscription cannot hear.
+    """
+
+    media_type = NDJSON
+    page = MAX_LIMIT  # records read (and sent) at once
+
+    def __init__(self, store: EventStore, query: EventQuery) -> None:
+        super().__init__(media_type=NDJSON, headers={"Cache-Control": "no-store"})
+        self.store, self.query = store, query
+
+    async def lines(self) -> AsyncGenerator[bytes, None]:
+        """Chunks of NDJSON lines, each a batch of records to send at once."""
+        loop = asyncio.get_running_loop()
+        woken = asyncio.Event()
+
+        def wake(_: list[Recorded]) -> None:  # may run on another thread
+            loop.call_soon_threadsafe(woken.set)
+
+        unsubscribe = self.store.subscribe(wake)
+        try:
+            seen = self.query.after
+            while True:
+                woken.clear()
+                head = self.store.head()
+                while head > seen:
+                    found = self.store.query(attrs.evolve(
+                        self.query, after=seen, upto=head, limit=self.page))
+                    if found:
+                        yield b"".join(_line(record) for record in found)
+                    # fewer than a page: every record up to head has been looked at
+                    seen = found[-1].position if len(found) == self.page else head
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), FOLLOW_POLL)
+        finally:
+            unsubscribe()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code,
+                    "headers": self.raw_headers})
+        streaming = asyncio.ensure_future(self._send_lines(send))
+        hung_up = asyncio.ensure_future(_disconnect(receive))
+        try:
+            await asyncio.wait({streaming, hung_up}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (streaming, hung_up):
+                task.cancel()
+            await asyncio.gather(streaming, hung_up, return_exceptions=True)
+
+    async def _send_lines(self, send: Send) -> None:
+        try:
+            # aclosing: when the client goes (this task is cancelled, possibly inside
+            # send), the generator's `finally` unsubscribes now, not whenever it is
+            # garbage collected
+            async with contextlib.aclosing(self.lines()) as chunks:
+                async for chunk in chunks:
+                    await send({"type": "http.response.body", "body": chunk,
+                                "more_body": True})
+        except OSError:  # the connection is gone: nobody left to tell
+            return
+        except Exception:  # the headers are out: end the stream, say why in the log
+            log.exception("following the event log failed")
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _disconnect(receive: Receive) -> None:
+    message: Message = {}
+    while message.get("type") != "http.disconnect":
+        message = await receive()
+
+
+def _line(record: Recorded) -> bytes:
+    # the same JSON as one item of the array answer
+    text = json.dumps(record_json(record), ensure_ascii=False, separators=(",", ":"))
+    return text.encode() + b"\n"
 
 
 # --- ?at= on the function reads -----------------------------------------------------
@@ -169,16 +245,19 @@ async def list_events(request: Request) -> Response:
 
 def desired_at(gw: Gateway, at: str) -> Desired:
     """The desired state folded from the log's prefix up to `at`: a position (a whole
-    number, inclusive) or an RFC 3339 time (records accepted at or before it)."""
+    number, inclusive) or an RFC 3339 time (the prefix accepted at or before it, see
+    `EventStore.position_at`). Read from the nearest snapshot plus the records after it."""
     text = at.strip()
-    records = gw.store.read_all()
     if text.isascii() and text.isdigit():
         position = int(text)
-        return project(takewhile(lambda r: r.position <= position, records))
-    if not text:
+    elif not text:
         raise bad_request("at: expected an RFC 3339 time or a log position")
-    moment = parse_time(text, "at")
-    return project(takewhile(lambda r: r.time <= moment, records))
+    else:
+        position = gw.store.position_at(parse_time(text, "at"))
+    live = gw.desired
+    if position >= live.position and gw.store.head() == live.position:
+        return live  # the whole log, already folded
+    return snapshot.state_at(gw.store, position)
 
 
 def _past_status(state: FunctionState) -> dict[str, Any]:

@@ -213,7 +213,7 @@ def _paths() -> dict[str, Any]:
                 "as of an RFC 3339 time or a log position (availableReplicas then 0)"}
     events_query = [{"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
                     for n in ("function", "namespace", "type", "actor", "since", "until",
-                              "after", "correlationId", "limit", "order")]
+                              "after", "correlationId", "limit", "order", "follow")]
     return {
         "/healthz": {"get": _op("Liveness", {"200": _text("Serving")}, auth=False)},
         "/metrics": {"get": _op("Prometheus metrics (also on METRICS_PORT)",
@@ -243,8 +243,13 @@ def _paths() -> dict[str, Any]:
             {"200": _json({"type": "array", "items": _ref("FunctionVersion")}, "Versions"),
              "404": _text("Never existed")}, params=name_param)},
         "/system/events": {"get": _op(
-            "The event log, filtered (our extension)",
-            {"200": _json({"type": "array", "items": _ref("AuditRecord")}, "Records")},
+            "The event log, filtered (our extension); follow=true streams it live",
+            {"200": {"description": "Records: a JSON array; with follow=true, NDJSON (one "
+                     "AuditRecord per line: the matches so far, then each new one as it is "
+                     "appended, until the client hangs up)",
+                     "content": {"application/json": {"schema": {
+                         "type": "array", "items": _ref("AuditRecord")}},
+                         "application/x-ndjson": {"schema": _ref("AuditRecord")}}}},
             params=events_query)},
         "/system/apply": {"post": _op(
             "Apply a whole stack: plan, then append every change at once (our extension)",

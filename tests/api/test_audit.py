@@ -6,8 +6,14 @@ The test clock ticks one second per append from 2026-01-02T03:04:05Z, so the n-t
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+import base64
+import itertools
+import json
+from datetime import UTC, datetime, timedelta
 
+import httpx
+import jsonschema
 import pytest
 
 from events.codec import encode
@@ -141,6 +147,8 @@ async def test_filter_by_function_namespace_actor_and_correlation(client, store)
     ("type=function.deployed,nope", "type"), ("since=yesterday", "since"),
     ("until=2026-01-02T03:04:05", "until"), ("function=Bad_Name", "function"),
     ("namespace=NS!", "namespace"),
+    ("follow=maybe", "follow"), ("follow=true&order=desc", "order"),
+    ("follow=true&limit=5", "limit"), ("follow=true&since=now", "since"),
 ])
 async def test_bad_event_queries_are_400_naming_the_parameter(client, store, query, param):
     await client.post("/system/functions", json=ENV)
@@ -293,3 +301,224 @@ class TestOnSQLite:
         assert then["replicas"] == 3
         history = (await client.get("/system/function/env/history")).json()
         assert [len(v["changes"]) for v in history][1:4] == [1, 1, 4]
+
+    async def test_at_answers_the_same_with_or_without_snapshots(self, client, store):
+        from events import snapshot
+        await lifecycle(client)  # 1..5
+        await client.post("/system/functions", json=ENV)  # 6
+        await client.post("/system/scale-function/env", json={"replicas": 2})  # 7
+
+        async def answers() -> list:
+            out = []
+            for when in [*map(str, range(9)), *(at(s) for s in range(4, 13))]:
+                out.append((await client.get(f"/system/functions?at={when}")).json())
+                r = await client.get(f"/system/function/env?at={when}")
+                out.append((r.status_code, r.content))
+            return out
+
+        without = await answers()
+        snapshot.catch_up(store, every=2)
+        assert store.latest_snapshot(7, snapshot.FORMAT, snapshot.schema()).position == 6
+        assert await answers() == without
+        store.drop_snapshots()
+        assert await answers() == without
+
+    async def test_follow_hears_appends_made_through_another_connection(
+        self, store, app, monkeypatch
+    ):
+        from api import audit
+        from events.sqlite import SQLiteEventStore
+        monkeypatch.setattr(audit, "FOLLOW_POLL", 0.05)
+        follower = Follower(app, "follow=true")
+        await follower.start()
+        other = SQLiteEventStore(store.path)  # another process, say: no notification
+        try:
+            other.append(FN, [FunctionScaled("openfaas-fn", "env", 1, 0)], 0,
+                         time=datetime(2026, 1, 2, tzinfo=UTC), actor="elsewhere")
+            [line] = await follower.lines(1, within=1)
+            assert (line["position"], line["actor"]) == (1, "elsewhere")
+        finally:
+            other.close()
+            await follower.hang_up()
+
+
+# --- follow -------------------------------------------------------------------------
+
+
+class Follower:
+    """Drives the ASGI app by hand, as a server would, so that the test can read the
+    streamed lines while it appends, and hang up when it likes."""
+
+    def __init__(self, app, query: str) -> None:
+        token = base64.b64encode(b"admin:secret")
+        self.scope = {
+            "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "http_version": "1.1", "method": "GET", "scheme": "http",
+            "path": "/system/events", "raw_path": b"/system/events", "root_path": "",
+            "query_string": query.encode(), "client": ("127.0.0.1", 50000),
+            "server": ("gw", 80), "headers": [(b"host", b"gw"),
+                                              (b"authorization", b"Basic " + token)],
+        }
+        self.sent: asyncio.Queue[dict] = asyncio.Queue()
+        self.gone = asyncio.Event()
+        self.requested = False
+        self.buffer = b""
+        self.task = asyncio.create_task(app(self.scope, self.receive, self.sent.put))
+
+    async def receive(self) -> dict:
+        if not self.requested:
+            self.requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await self.gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def start(self) -> dict:
+        message = await asyncio.wait_for(self.sent.get(), 2)
+        assert message["type"] == "http.response.start"
+        return {k.decode(): v.decode() for k, v in message["headers"]} | {
+            "status": message["status"]}
+
+    async def lines(self, n: int, within: float = 2.0) -> list[dict]:
+        """The next `n` NDJSON lines; fails if they do not all come within `within` s."""
+        out: list[dict] = []
+        deadline = asyncio.get_running_loop().time() + within
+        while len(out) < n:
+            while b"\n" in self.buffer and len(out) < n:
+                line, self.buffer = self.buffer.split(b"\n", 1)
+                out.append(json.loads(line))
+            if len(out) == n:
+                break
+            remaining = deadline - asyncio.get_running_loop().time()
+            message = await asyncio.wait_for(self.sent.get(), max(remaining, 0.001))
+            assert message["type"] == "http.response.body" and message["more_body"]
+            self.buffer += message["body"]
+        return out
+
+    async def nothing_more(self, wait: float = 0.2) -> None:
+        await asyncio.sleep(wait)
+        assert self.sent.empty() and not self.buffer
+
+    async def hang_up(self) -> None:
+        self.gone.set()
+        await asyncio.wait_for(self.task, 2)
+
+
+def _audit_record_schema() -> dict:
+    from api.openapi import document
+    doc = document()
+    return {**doc["components"]["schemas"]["AuditRecord"], "components": doc["components"]}
+
+
+@pytest.fixture
+def app(store, settings):
+    from api.app import create_app
+    ticks, ids = itertools.count(), itertools.count()
+    start = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    return create_app(settings, store=store, docker=None,
+                      clock=lambda: start + timedelta(seconds=next(ticks)),
+                      new_id=lambda: f"f-{next(ids)}")
+
+
+@pytest.fixture
+async def own(app):
+    """A client of `app` (the conftest's `client` would build a second app)."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw",
+                                 auth=("admin", "secret")) as c:
+        yield c
+
+
+def subscribers(store) -> int:
+    return len(store._subscribers._callbacks)  # white-box: nothing may stay subscribed
+
+
+async def test_follow_streams_the_matches_then_each_new_one_until_the_client_hangs_up(
+    own, store, app
+):
+    client = own
+    await lifecycle(client)  # 1..5
+    listening = subscribers(store)
+    follower = Follower(app, "follow=true&function=env&after=1")
+    headers = await follower.start()
+    assert headers["status"] == 200
+    assert headers["content-type"] == "application/x-ndjson"
+    backlog = await follower.lines(4)
+    assert backlog == await events(client, "?function=env&after=1")  # same shape as the array
+    for line in backlog:
+        jsonschema.validate(line, _audit_record_schema(), cls=jsonschema.Draft202012Validator)
+    assert subscribers(store) == listening + 1
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert (await client.post("/system/functions", json=ENV)).status_code == 202  # 6
+    [redeployed] = await follower.lines(1)
+    assert redeployed["position"] == 6 and redeployed["type"] == "function.deployed"
+    assert loop.time() - started < FOLLOW_POLL_LIMIT  # woken by the append, not a poll
+    await client.post("/system/functions", json={**ENV, "service": "other"})  # 7: not env
+    store.append(FN, [FunctionScaled("openfaas-fn", "env", 4, 1, "busy")], 6,
+                 time=datetime(2026, 1, 3, tzinfo=UTC), actor="autoscaler")  # 8
+    [scaled] = await follower.lines(1)
+    assert (scaled["position"], scaled["data"]["reason"]) == (8, "busy")
+    await follower.nothing_more()
+
+    await follower.hang_up()
+    assert subscribers(store) == listening
+    store.append(FN, [FunctionScaled("openfaas-fn", "env", 1, 4, "calm")], 7,
+                 time=datetime(2026, 1, 3, tzinfo=UTC), actor="autoscaler")  # nobody hears
+
+
+FOLLOW_POLL_LIMIT = 0.5
+
+
+async def test_follow_reads_a_long_backlog_in_pages_and_skips_nothing(store, app, monkeypatch):
+    from api.audit import FollowResponse
+    monkeypatch.setattr(FollowResponse, "page", 7)
+    for i in range(30):
+        store.append(FN, [FunctionScaled("openfaas-fn", "env", i + 1, i)], i,
+                     time=datetime(2026, 1, 2, tzinfo=UTC), actor=f"a{i % 3}")
+    follower = Follower(app, "follow=true&actor=a1")
+    await follower.start()
+    backlog = await follower.lines(10)
+    assert [e["position"] for e in backlog] == list(range(2, 31, 3))
+    for i in range(30, 45):  # appended in one burst, while the follower waits
+        store.append(FN, [FunctionScaled("openfaas-fn", "env", i + 1, i)], i,
+                     time=datetime(2026, 1, 2, tzinfo=UTC), actor=f"a{i % 3}")
+    assert [e["position"] for e in await follower.lines(5)] == list(range(32, 46, 3))
+    await follower.nothing_more()
+    await follower.hang_up()
+
+
+async def test_follow_with_nothing_to_say_yet_still_notices_the_hang_up(store, app):
+    follower = Follower(app, "follow=1&type=function.removed")
+    await follower.start()
+    await follower.nothing_more(0.1)
+    await follower.hang_up()
+    assert subscribers(store) == 1  # the app's live view
+
+
+async def test_follow_needs_credentials(client):
+    r = await client.get("/system/events?follow=true", auth=None)
+    assert r.status_code == 401
+
+
+# --- why a count changed ------------------------------------------------------------
+
+
+async def test_scale_events_say_why(own, app):
+    from api.autoscaler import Autoscaler
+    from api.wake import wake
+    client, gw = own, app.gateway
+    body = {**ENV, "labels": {"com.openfaas.scale.min": "1", "com.openfaas.scale.max": "3",
+                              "com.openfaas.scale.type": "capacity",
+                              "com.openfaas.scale.target": "2"}}
+    assert (await client.post("/system/functions", json=body)).status_code == 202
+    for _ in range(4):
+        gw.metrics.start("env.openfaas-fn")
+    [auto] = Autoscaler(gw, interval=1).tick(0.0)
+    assert auto.event.reason == "up: capacity load 4.00, target 2 per replica"
+    await client.post("/system/scale-function/env", json={"replicas": 0})
+    wake(gw, ("openfaas-fn", "env"))
+    reasons = [(e["actor"], e["data"]["reason"])
+               for e in await events(client, "?type=function.scaled")]
+    assert reasons == [("autoscaler", "up: capacity load 4.00, target 2 per replica"),
+                       ("admin", "manual"), ("gateway", "scale-from-zero")]
