@@ -24,6 +24,7 @@ async def _serve() -> int:
     import uvicorn
 
     from api.app import create_app, create_metrics_app
+    from api.fastpath import FastServer, Lifespan, Limits
     from api.proxy import quiet_broken_answers
     from api.settings import ConfigError, from_env, with_password
     from controller.docker import DockerAdapter
@@ -47,30 +48,33 @@ async def _serve() -> int:
     logging.getLogger("uvicorn.error").addFilter(quiet_broken_answers)
     store = SQLiteEventStore(settings.state_db_path)
     app = create_app(settings, store=store, docker=DockerAdapter(settings.docker_host))
-    common: dict[str, object] = {
-        "host": settings.bind, "log_level": settings.log_level.lower(),
-        "loop": "uvloop", "http": "httptools", "access_log": False,
-        "timeout_keep_alive": int(settings.read_timeout),
-    }
-    servers = [
-        _Server(uvicorn.Config(app, port=settings.gateway_port, lifespan="on", **common)),  # type: ignore[arg-type]
-        _Server(uvicorn.Config(create_metrics_app(app.gateway), port=settings.metrics_port,
-                               lifespan="off", **common)),  # type: ignore[arg-type]
-    ]
-
-    def stop() -> None:
-        for server in servers:
-            server.should_exit = True
-
+    # The gateway port is our own protocol server (api/fastpath.py): invocations relayed at
+    # the protocol level, everything else through the app as ASGI. Metrics stay on uvicorn.
+    gateway = FastServer(app, app.proxy, Limits(
+        read_timeout=settings.read_timeout, keep_alive=settings.read_timeout,
+        max_body=settings.max_request_body))
+    metrics = _Server(uvicorn.Config(
+        create_metrics_app(app.gateway), port=settings.metrics_port, lifespan="off",
+        host=settings.bind, log_level=settings.log_level.lower(), loop="uvloop",
+        http="httptools", access_log=False,
+        timeout_keep_alive=int(settings.read_timeout)))
+    lifespan = Lifespan(app, gateway.state)
+    stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop)
-    logging.getLogger("docker_faas").info(
-        "gateway on :%d, metrics on :%d, state %s, instance %s",
-        settings.gateway_port, settings.metrics_port, settings.state_db_path, settings.instance,
-    )
+        loop.add_signal_handler(signum, stopping.set)
     try:
-        await asyncio.gather(*(s.serve() for s in servers))
+        await lifespan.startup()
+        await gateway.start(settings.bind, settings.gateway_port)
+        metrics_task = asyncio.create_task(metrics.serve())
+        logging.getLogger("docker_faas").info(
+            "gateway on :%d, metrics on :%d, state %s, instance %s", settings.gateway_port,
+            settings.metrics_port, settings.state_db_path, settings.instance)
+        await stopping.wait()
+        await gateway.stop(grace=settings.write_timeout)
+        metrics.should_exit = True
+        await metrics_task
+        await lifespan.shutdown()
     finally:
         store.close()
     return 0

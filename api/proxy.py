@@ -110,13 +110,13 @@ class FunctionProxy:
         body_limit: int = 0,
     ) -> None:
         self.body_limit = body_limit  # MAX_REQUEST_BODY in bytes; 0: none
-        self._exists = exists
-        self._pick = pick
-        self._metrics = metrics
-        self._timeout = timeout
-        self._wait = wait or _no_wait
-        self._suspect = suspect or (lambda address: None)
-        self._explain = explain or (lambda key: f"no healthy replica of {key[1]}.{key[0]}")
+        self.exists = exists
+        self.pick = pick
+        self.metrics = metrics
+        self.timeout = timeout
+        self.wait = wait or _no_wait
+        self.suspect = suspect or (lambda address: None)
+        self.explain = explain or (lambda key: f"no healthy replica of {key[1]}.{key[0]}")
         self.pool = Pool(connect_timeout=1.0)
 
     async def __call__(self, scope: Scope, receive: Callable[..., Any],
@@ -131,7 +131,7 @@ class FunctionProxy:
         namespace, name, path = target
         key = (namespace, name)
         function_name = f"{name}.{namespace}"
-        if not self._exists(key):
+        if not self.exists(key):
             await _reply(send, 404, f"error finding function {function_name}: not found")
             return
         if scope["method"] not in METHODS:
@@ -207,7 +207,7 @@ class FunctionProxy:
 
         code = 502
         # started and recorded as a pair (the autoscaler's in-flight = started - completed)
-        self._metrics.start(function_name)
+        self.metrics.start(function_name)
         try:
             code = await self._forward(
                 key, method, path, query, out, first, more, receive_chunk, use_chunked,
@@ -220,7 +220,7 @@ class FunctionProxy:
             await _reply(send, 413, _too_large(limit),
                          [(b"connection", b"close"), *response_extra])
         finally:
-            self._metrics.record(function_name, code, time.perf_counter() - start)
+            self.metrics.record(function_name, code, time.perf_counter() - start)
 
     async def _forward(self, key: Key, method: bytes, path: bytes, query: bytes,
                        headers: list[bytes], first: bytes, more: bool,
@@ -233,17 +233,17 @@ class FunctionProxy:
             h.startswith((b"idempotency-key:", b"x-idempotency-key:")) for h in headers)
         tried: set[Address] = set()
         for attempt in range(_ATTEMPTS):
-            address = self._pick(key)
+            address = self.pick(key)
             if address is not None and address in tried:
-                address = self._pick(key)  # round robin is back at one that failed: move on
+                address = self.pick(key)  # round robin is back at one that failed: move on
             if address is None:
-                address = await self._wait(key)
+                address = await self.wait(key)
             if address is None:
-                await _reply(send, 502, self._explain(key), extra)
+                await _reply(send, 502, self.explain(key), extra)
                 return 502
             reused = False
             try:
-                async with asyncio.timeout(self._timeout):
+                async with asyncio.timeout(self.timeout):
                     conn, reused = await self.pool.get(address)
                     try:
                         await send_request(conn, head, first, more, receive_chunk, use_chunked)
@@ -263,7 +263,7 @@ class FunctionProxy:
                 # twice: the caller gets the 502.
                 unsent = isinstance(err, UpstreamError) and not err.sent
                 if unsent:
-                    self._suspect(address)
+                    self.suspect(address)
                 if attempt + 1 < _ATTEMPTS and (unsent or (reused and not more and replayable)):
                     tried.add(address)
                     continue

@@ -116,56 +116,107 @@ def nginx_worker(master: int) -> list[int]:
     return [int(p) for p in children.read_text().split()] if children.exists() else [master]
 
 
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def peak_rss_under_load(url: str, pid: int, connections: int,
+                        seconds: float) -> tuple[float, dict[str, float]]:
+    """Gateway RSS peak (MB) while `connections` keep-alive clients hammer `url`."""
+    proc = subprocess.Popen(["hey", "-z", f"{seconds}s", "-c", str(connections), "-m", "POST",
+                             "-d", BODY, url], stdout=subprocess.PIPE, text=True)
+    peak = 0.0
+    while proc.poll() is None:
+        peak = max(peak, rss_mb(pid))
+        time.sleep(0.1)
+    out = proc.stdout.read() if proc.stdout else ""
+    codes = re.findall(r"\[(\d{3})\]\s+(\d+) responses", out)
+    errors = out.split("Error distribution:")[1] if "Error distribution:" in out else ""
+    failed = sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]\s", errors, re.M))
+    ok = sum(int(n) for code, n in codes if code == "200")
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    return peak, {"ok": ok, "failed": failed + sum(int(n) for c, n in codes if c != "200"),
+                  "rps": float(rps.group(1)) if rps else 0.0}
+
+
+def run_upstream(gw: Gateway, fixture: str, levels: list[int], seconds: float,
+                 tmp: Path) -> dict[str, dict[int, dict[str, float]]]:
+    gw.deploy(fixture, fixture)
+    gw.invoke_until(fixture, lambda r: r.status_code == 200, data=b"warm up")
+    [cid] = gw.containers(fixture)
+    ip = docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", cid)
+    port = 18000 + os.getpid() % 1000 + len(fixture)
+    prefix = tmp / fixture
+    prefix.mkdir()
+    nginx = start_nginx(f"{ip}:8080", port, prefix)
+    try:
+        targets = {
+            "direct": (f"http://{ip}:8080/", []),
+            "nginx": (f"http://127.0.0.1:{port}/", nginx_worker(nginx.pid)),
+            "gateway": (f"{gw.url}/function/{fixture}", [gw.proc.pid]),  # type: ignore[union-attr]
+        }
+        results: dict[str, dict[int, dict[str, float]]] = {t: {} for t in targets}
+        for c in levels:
+            for target, (url, pids) in targets.items():
+                hey(url, c, 1.0, pids)  # warm the keep-alive pools
+                results[target][c] = hey(url, c, seconds, pids)
+    finally:
+        nginx.terminate()
+        nginx.wait()
+    print(f"\nupstream {fixture}, {seconds:.0f} s per run, 11-byte POST bodies (hey)\n")
+    print(f"{'target':8} {'c':>3} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} "
+          f"{'CPU µs/req':>10} {'errors':>6}")
+    for target in results:
+        for c in levels:
+            r = results[target][c]
+            print(f"{target:8} {c:>3} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+                  f"{r['mean_ms']:>8.2f} {r['cpu_us_per_req']:>10.0f} {r['errors']:>6.0f}")
+    print("\nratios:")
+    for c in levels:
+        g, n, d = (results[t][c]["rps"] for t in ("gateway", "nginx", "direct"))
+        added = results["gateway"][c]["mean_ms"] - results["direct"][c]["mean_ms"]
+        cpu = results["gateway"][c]["cpu_us_per_req"] / results["nginx"][c]["cpu_us_per_req"]
+        print(f"  c={c:<3} gateway/nginx {g / n:.2f}   gateway/direct {g / d:.2f}   "
+              f"nginx/direct {n / d:.2f}   CPU gateway/nginx {cpu:.2f}   "
+              f"added mean latency {added * 1000:.0f} µs")
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--concurrency", default="1,16,64")
+    parser.add_argument("--upstreams", default="fast-echo,http-echo")
+    parser.add_argument("--connections", type=int, default=1000,
+                        help="keep-alive connections for the memory run (0: skip)")
     parser.add_argument("--json", default=str(ROOT / "test-artifacts" / "bench-proxy.json"))
     args = parser.parse_args()
     ensure_tools()
     levels = [int(c) for c in args.concurrency.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="dfaas-bench-"))
     gw = Gateway(tmp, LOG_LEVEL="warning")
-    nginx = None
+    report: dict[str, object] = {}
     try:
         gw.start()
-        gw.deploy("http-echo", "http-echo")
-        gw.invoke_until("http-echo", lambda r: r.status_code == 200, data=b"warm up")
-        [cid] = gw.containers("http-echo")
-        ip = docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-                    cid)
-        port = 18000 + os.getpid() % 1000
-        nginx = start_nginx(f"{ip}:8080", port, tmp)
-        targets = {
-            "direct": (f"http://{ip}:8080/", []),
-            "nginx": (f"http://127.0.0.1:{port}/", nginx_worker(nginx.pid)),
-            "gateway": (f"{gw.url}/function/http-echo", [gw.proc.pid]),  # type: ignore[union-attr]
-        }
-        results: dict[str, dict[int, dict[str, float]]] = {t: {} for t in targets}
-        for c in levels:
-            for target, (url, pids) in targets.items():
-                hey(url, c, 1.0, pids)  # warm the keep-alive pools
-                results[target][c] = hey(url, c, args.seconds, pids)
-        print(f"\nhttp-echo fixture, {args.seconds:.0f} s per run, 11-byte POST bodies (hey)\n")
-        print(f"{'target':8} {'c':>3} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} "
-              f"{'CPU µs/req':>10} {'errors':>6}")
-        for target in targets:
-            for c in levels:
-                r = results[target][c]
-                print(f"{target:8} {c:>3} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-                      f"{r['mean_ms']:>8.2f} {r['cpu_us_per_req']:>10.0f} {r['errors']:>6.0f}")
-        print("\nratios (req/s):")
-        for c in levels:
-            g, n, d = (results[t][c]["rps"] for t in ("gateway", "nginx", "direct"))
-            added = results["gateway"][c]["mean_ms"] - results["direct"][c]["mean_ms"]
-            print(f"  c={c:<3} gateway/nginx {g / n:.2f}   gateway/direct {g / d:.2f}   "
-                  f"nginx/direct {n / d:.2f}   gateway added mean latency {added:.2f} ms")
+        for fixture in args.upstreams.split(","):
+            report[fixture] = run_upstream(gw, fixture, levels, args.seconds, tmp)
+        if args.connections:
+            pid = gw.proc.pid  # type: ignore[union-attr]
+            idle = rss_mb(pid)
+            fixture = args.upstreams.split(",")[0]
+            peak, load = peak_rss_under_load(f"{gw.url}/function/{fixture}", pid,
+                                             args.connections, 10)
+            print(f"\nmemory: gateway RSS {idle:.0f} MB idle, peak {peak:.0f} MB with "
+                  f"{args.connections} concurrent keep-alive connections for 10 s "
+                  f"({load['ok']:.0f} answered 200, {load['failed']:.0f} failed, "
+                  f"{load['rps']:.0f} req/s)")
+            report["memory"] = {"idle_mb": idle, "peak_mb": peak, **load}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        Path(args.json).write_text(json.dumps(report, indent=2))
     finally:
-        if nginx is not None:
-            nginx.terminate()
-            nginx.wait()
         gw.close()
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
