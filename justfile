@@ -74,6 +74,7 @@ test: setup engine images
 bench: setup engine images
     {{py}} bench/proxy.py
     {{py}} bench/resilience.py
+    {{py}} bench/eventlog.py
 
 # Lint and type-check.
 lint: setup
