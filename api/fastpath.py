@@ -49,7 +49,8 @@ _METHODS = frozenset(m.encode() for m in METHODS)
 _ATTEMPTS = 3
 _REPLAY_LIMIT = 64 * 1024  # a replayable request is re-sent only if its whole body is held
 _HIGH_WATER = 256 * 1024  # buffered body bytes before the sender is paused
-_MAX_IDLE_PER_ADDRESS = 64
+_MAX_PER_ADDRESS = 256  # connections open to one replica
+_MAX_IDLE_PER_ADDRESS = _MAX_PER_ADDRESS  # all may idle: closing some only to reopen churns
 _REASONS = {s.value: s.phrase.encode() for s in http.HTTPStatus}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _SWEEP = 0.1  # seconds between two checks of every connection's deadlines
@@ -87,12 +88,39 @@ def _plain(status: int, message: str, extra: list[bytes] = (), *,  # type: ignor
 
 
 class UpstreamPool:
-    """Idle keep-alive connections per replica address."""
+    """Idle keep-alive connections per replica address, at most `_MAX_PER_ADDRESS` open to
+    one replica: beyond that a request waits for a connection to come free instead of
+    opening yet another one (a thousand clients must not become a thousand connects)."""
 
     def __init__(self, server: FastServer, connect_timeout: float = 1.0) -> None:
         self.server = server
         self.connect_timeout = connect_timeout
         self._idle: dict[Address, list[Upstream]] = {}
+        self._open: dict[Address, int] = {}
+        self._waiting: dict[Address, deque[FunctionExchange]] = {}
+
+    def full(self, address: Address) -> bool:
+        return self._open.get(address, 0) >= _MAX_PER_ADDRESS
+
+    def wait(self, address: Address, exchange: FunctionExchange) -> None:
+        self._waiting.setdefault(address, deque()).append(exchange)
+
+    def _next_waiter(self, address: Address) -> FunctionExchange | None:
+        waiting = self._waiting.get(address)
+        while waiting:
+            exchange = waiting.popleft()
+            if not exchange.finished and exchange.upstream is None:
+                return exchange
+        return None
+
+    def opened(self, conn: Upstream) -> None:
+        self._open[conn.address] = self._open.get(conn.address, 0) + 1
+
+    def closed(self, conn: Upstream) -> None:
+        self._open[conn.address] = self._open.get(conn.address, 1) - 1
+        exchange = self._next_waiter(conn.address)
+        if exchange is not None:  # a slot came free: open a connection for the next in line
+            exchange.task = self.server.loop.create_task(exchange.route_slowly(conn.address))
 
     def take(self, address: Address) -> Upstream | None:
         idle = self._idle.get(address)
@@ -103,6 +131,10 @@ class UpstreamPool:
         return None
 
     def put(self, conn: Upstream) -> None:
+        exchange = self._next_waiter(conn.address)
+        if exchange is not None:
+            exchange.attach(conn, reused=True)
+            return
         idle = self._idle.setdefault(conn.address, [])
         if len(idle) < _MAX_IDLE_PER_ADDRESS:
             idle.append(conn)
@@ -146,6 +178,7 @@ class Upstream(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
         self.open = True
+        self.pool.opened(self)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -158,6 +191,7 @@ class Upstream(asyncio.Protocol):
             exchange.upstream_failed(self, f"replica closed the connection ({exc or 'EOF'})")
         else:
             self.pool.forget(self)
+        self.pool.closed(self)
 
     def eof_received(self) -> bool | None:
         if self.exchange is not None:
@@ -409,9 +443,13 @@ class FunctionExchange:
         if address is not None and address in self.tried:
             address = proxy.pick(self.key)
         if address is not None:
-            conn = self.client.server.pool.take(address)
+            pool = self.client.server.pool
+            conn = pool.take(address)
             if conn is not None:
                 self.attach(conn, reused=True)
+                return
+            if pool.full(address):
+                pool.wait(address, self)  # attached by the next connection to come free
                 return
         self.task = self.client.server.loop.create_task(self.route_slowly(address))
 
@@ -572,6 +610,9 @@ class FunctionExchange:
             self.finish(False, abort=True)
             return
         self.status = status
+        if status >= 500:
+            log.info("%s %s: %d %s", self.method.decode("latin-1"), self.function_name,
+                     status, message)
         keep = self.keep_alive and not close
         self.started = True
         self.client.write(_plain(status, message, self.extra, close=not keep))

@@ -138,6 +138,11 @@ def peak_rss_under_load(url: str, pid: int, connections: int,
     failed = sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]\s", errors, re.M))
     ok = sum(int(n) for code, n in codes if code == "200")
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if any(c != "200" for c, _ in codes):
+        print("  status codes under load:", dict(codes))
+    if errors.strip():
+        first = [e.strip() for e in errors.strip().splitlines()[:4]]
+        print("  errors under load:", " | ".join(first))
     return peak, {"ok": ok, "failed": failed + sum(int(n) for c, n in codes if c != "200"),
                   "rps": float(rps.group(1)) if rps else 0.0}
 
