@@ -168,8 +168,8 @@ async def get_function(request: Request) -> Response:
             out["restarts"], out["lastExitReason"] = restarts, reason
         if state.spec.key in gw.controller.errors:
             out["lastError"] = gw.controller.errors[state.spec.key]
-        if state.spec.key in gw.controller.rollouts:
-            out["rollout"] = gw.controller.rollouts[state.spec.key]
+        if (rollout := gw.controller.rollout(state.spec.key)) is not None:
+            out["rollout"] = rollout
     return JSONResponse(out)
 
 

@@ -113,6 +113,10 @@ class HealthTracker:
                     return
 
     # ---- what the controller tells it ----
+    def replicas(self, key: FunctionKey) -> list[ObservedReplica]:
+        """The live containers of `key` as last observed."""
+        return list(self._replicas.get(key, {}).values())
+
     def observe(self, key: FunctionKey, replicas: list[ObservedReplica]) -> None:
         """The current containers of `key`; new live ones are probed straight away."""
         live = {r.id: r for r in replicas if r.live and r.ip}

@@ -282,6 +282,18 @@ class Controller:
                 f"update in progress since {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}: old "
                 "replicas serve until the new ones pass their health check")
 
+    def rollout(self, key: FunctionKey) -> str | None:
+        """Why the function's replicas are not all at its current spec, if they are not: the
+        rollout in progress, or an update accepted that the controller has not begun yet
+        (so a client polling right after its PUT never mistakes old replicas for new)."""
+        if key in self.rollouts:
+            return self.rollouts[key]
+        target = self.target(key)
+        if target is not None and any(r.spec_hash != target.spec_hash
+                                      for r in self.health.replicas(key)):
+            return "update accepted: new replicas not started yet"
+        return None
+
     async def reconcile(self, key: FunctionKey) -> None:
         observed = await self.observe(key)
         self._track_health(key, observed)

@@ -104,6 +104,20 @@ def test_rolling_update_under_load_loses_nothing(gateway: Gateway) -> None:
     assert len(codes) > 100 and failed == [], f"{len(failed)} of {len(codes)} failed"
 
 
+def test_the_status_says_rollout_from_the_moment_an_update_is_accepted(gateway: Gateway) -> None:
+    gateway.deploy("echo", "echo")
+    gateway.invoke_until("echo", lambda r: r.status_code == 200)
+    assert "rollout" not in gateway.client.get("/system/function/echo").json()
+    gateway.deploy("echo", "echo", method="PUT", envVars={"V": "2"})
+    # asked at once: the old replica is still the only one, yet it must not pass for new
+    status = gateway.client.get("/system/function/echo").json()
+    assert "rollout" in status, status
+    gateway.wait_for("the rollout to finish", lambda: "rollout" not in gateway.client.get(
+        "/system/function/echo").json())
+    r = gateway.client.post("/function/echo", content=b"x")
+    assert r.status_code == 200
+
+
 def test_an_update_that_never_becomes_healthy_keeps_the_old_replicas(gateway: Gateway) -> None:
     gateway.deploy("web", "http-echo")
     gateway.invoke_until("web", lambda r: r.status_code == 200, data=b"x")
