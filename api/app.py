@@ -38,6 +38,7 @@ from api.errors import HANDLERS, ApiError
 from api.metrics import GatewayMetrics, append_families, controller_families
 from api.proxy import PREFIX, FunctionProxy
 from api.routes import ROUTES
+from api.samples import Samples
 from api.settings import Settings
 from api.wake import unavailable_reason, wait_for_replica
 from controller.docker import DockerAdapter
@@ -230,9 +231,12 @@ def create_app(
         body_limit=settings.async_body_limit, enqueued=workers.enqueued,
     )
 
+    samples = Samples.of(gateway.metrics)  # the dashboard's last hour of traffic
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         task = None
+        samples.start()
         if gateway.controller is not None:
             task = asyncio.create_task(gateway.controller.run())
         if autoscaler is not None:
@@ -241,6 +245,7 @@ def create_app(
         try:
             yield
         finally:
+            await samples.stop()
             if autoscaler is not None:
                 await autoscaler.stop()
             await workers.stop()
@@ -262,6 +267,7 @@ def create_app(
     api = Starlette(routes=routes, exception_handlers=HANDLERS, lifespan=lifespan)
     api.state.gateway = gateway
     api.state.async_submit = submit
+    api.state.samples = samples
     protected = BasicAuth(BodyLimit(api, settings.system_body_limit),
                           enabled=settings.auth_enabled,
                           users={**dict(settings.auth_users),

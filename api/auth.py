@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 ACTOR_KEY = "docker_faas.actor"
-PROTECTED = ("/system/",)
+PROTECTED = ("/system/", "/ui/")
 _STAND_IN = secrets.token_urlsafe(24)
 log = logging.getLogger("docker_faas.auth")
 _CHALLENGE = [

@@ -185,6 +185,78 @@ SCHEMAS: dict[str, Any] = {
                 }}},
         },
     },
+    **{  # the dashboard's read-only helpers (api/ui_routes.py, api/stack_routes.py)
+        "FunctionSamples": {
+            "type": "object", "description": "docker-faas: the last hour of one function's "
+            "traffic in 10 s samples, oldest first (kept in the gateway's memory)",
+            "required": ["name", "namespace", "invocations", "errors", "interval", "samples"],
+            "properties": {
+                "name": {"type": "string"}, "namespace": {"type": "string"},
+                "invocations": {"type": "integer", "minimum": 0,
+                                "description": "completed since the gateway started"},
+                "errors": {"type": "integer", "minimum": 0,
+                           "description": "5xx answers since the gateway started"},
+                "interval": {"type": "number"},
+                "samples": {"type": "array", "items": {
+                    "type": "object",
+                    "required": ["time", "seconds", "requests", "rps", "errors", "p50", "p99"],
+                    "properties": {
+                        "time": {"type": "string", "format": "date-time",
+                                 "description": "end of the interval"},
+                        "seconds": {"type": "number"},
+                        "requests": {"type": "integer", "minimum": 0},
+                        "rps": {"type": "number", "minimum": 0},
+                        "errors": {"type": "integer", "minimum": 0,
+                                   "description": "answers with a 5xx status"},
+                        "p50": {"type": ["number", "null"], "description": "seconds"},
+                        "p99": {"type": ["number", "null"], "description": "seconds"}}}},
+            },
+        },
+        "FunctionSummary": {
+            "type": "object", "description": "docker-faas: invocations and 5xx errors since "
+            "the gateway started and over the last hour (`recent`), and the last change",
+            "required": ["name", "namespace", "invocations", "errors", "recent", "lastChange"],
+            "properties": {
+                "name": {"type": "string"}, "namespace": {"type": "string"},
+                "invocations": {"type": "integer", "minimum": 0},
+                "errors": {"type": "integer", "minimum": 0},
+                "recent": {"type": "object", "required": ["seconds", "requests", "errors"],
+                           "properties": {"seconds": {"type": "number"},
+                                          "requests": {"type": "integer", "minimum": 0},
+                                          "errors": {"type": "integer", "minimum": 0}}},
+                "lastChange": {"oneOf": [{"type": "null"}, {
+                    "type": "object", "description": "the newest record of the function's "
+                    "stream", "required": ["actor", "time", "type", "version", "position"],
+                    "properties": {"actor": {"type": "string"},
+                                   "time": {"type": "string", "format": "date-time"},
+                                   "type": {"type": "string"},
+                                   "version": {"type": "integer", "minimum": 1},
+                                   "position": {"type": "integer", "minimum": 1}}}]},
+            },
+        },
+        "Replica": {
+            "type": "object", "description": "docker-faas: one container of a function",
+            "required": ["instance", "replica", "state", "healthy", "current", "created"],
+            "properties": {
+                "instance": {"type": "string", "description": "12-character container id "
+                             "(the `instance` of /system/logs)"},
+                "replica": {"type": "integer", "description": "slot; -1 when unknown"},
+                "state": {"type": "string", "description": "the engine's: running, exited…"},
+                "healthy": {"type": "boolean", "description": "its last probe passed"},
+                "current": {"type": "boolean", "description": "runs the current spec"},
+                "created": {"type": ["string", "null"], "format": "date-time"},
+            },
+        },
+        "StackParseResult": {
+            "type": "object", "description": "docker-faas: a stack.yml as the body of "
+            "POST /system/apply",
+            "required": ["functions", "warnings"],
+            "properties": {
+                "functions": {"type": "array", "items": _ref("FunctionDeployment")},
+                "warnings": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+    },
     "Version": {"type": "object", "required": ["sha", "release"],
                 "properties": {"sha": {"type": "string", "minLength": 1},
                                "release": {"type": "string", "minLength": 1},
@@ -308,6 +380,7 @@ def _paths() -> dict[str, Any]:
              "405": _text("Only POST is allowed"), "413": _text("Body too large")},
             params=[{"name": "name", "in": "path", "required": True,
                      "schema": {"type": "string"}}], auth=False)},
+        **_ui_paths(name_param),
         "/function/{name}": {method: _op(
             "Invoke a function (`name` or `name.namespace`, any path after it)",
             {"200": {"description": "The function's own answer (any status)"},
@@ -317,6 +390,47 @@ def _paths() -> dict[str, Any]:
             params=[{"name": "name", "in": "path", "required": True,
                      "schema": {"type": "string"}}], auth=False)
             for method in ("get", "post", "put", "patch", "delete", "options", "head")},
+    }
+
+
+def _ui_paths(name_param: list[dict[str, Any]]) -> dict[str, Any]:
+    """The dashboard and its read-only helpers (api/ui_routes.py, api/stack_routes.py)."""
+    html = {"description": "The dashboard", "content": {"text/html": {
+        "schema": {"type": "string"}}}}
+    return {
+        "/": {"get": _op("Redirect to the dashboard", {"302": {"description": "To /ui/"}},
+                         auth=False)},
+        "/ui/": {"get": _op("The dashboard (docker-faas)", {"200": html})},
+        "/ui/{file}": {"get": _op(
+            "A file of the dashboard (JavaScript, CSS); ETag, 304 when unchanged",
+            {"200": {"description": "The file"}, "304": {"description": "Unchanged"},
+             "404": _text("No such file")},
+            params=[{"name": "file", "in": "path", "required": True,
+                     "schema": {"type": "string"}}])},
+        "/system/functions/summary": {"get": _op(
+            "Per function of a namespace: invocations, 5xx errors, last change (our "
+            "extension)",
+            {"200": _json({"type": "array", "items": _ref("FunctionSummary")}, "Summaries")},
+            params=[NAMESPACE_QUERY])},
+        "/system/function/{name}/metrics": {"get": _op(
+            "The last hour of a function's traffic, 10 s samples (our extension)",
+            {"200": _json(_ref("FunctionSamples"), "Samples"),
+             "404": _text("Not deployed")}, params=name_param)},
+        "/system/function/{name}/replicas": {"get": _op(
+            "A function's containers and their health (our extension)",
+            {"200": _json({"type": "array", "items": _ref("Replica")}, "Replicas"),
+             "404": _text("Not deployed"), "503": _text("The engine did not answer")},
+            params=name_param)},
+        "/system/stack/parse": {"post": {
+            **_op("Read a faas-cli stack.yml into the body of /system/apply; changes "
+                  "nothing (our extension)",
+                  {"200": _json(_ref("StackParseResult"), "Functions and warnings"),
+                   "413": _text("Larger than 1 MiB")}),
+            "requestBody": {"required": True, "content": {
+                "application/x-yaml": {"schema": {"type": "string"}},
+                "application/json": {"schema": {
+                    "type": "object", "required": ["stack"],
+                    "properties": {"stack": {"type": "string"}, "env": STR_MAP}}}}}}},
     }
 
 

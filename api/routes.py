@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from api import apply, async_routes, audit, logs, namespaces, openapi, secrets, system
+from api.ui_routes import UI_ROUTES
 
 ROUTES = [
     Route("/healthz", system.healthz, methods=["GET", "HEAD"]),
@@ -31,4 +32,5 @@ ROUTES = [
     Route("/system/namespace/{ns}", namespaces.create_namespace, methods=["POST"]),
     Route("/system/namespace/{ns}", namespaces.update_namespace, methods=["PUT"]),
     Route("/system/namespace/{ns}", namespaces.delete_namespace, methods=["DELETE"]),
+    *UI_ROUTES,  # the dashboard (/ui/) and the read-only helpers it reads
 ]
