@@ -65,6 +65,7 @@ test: setup engine images
     #!/usr/bin/env bash
     set -uo pipefail
     mkdir -p test-artifacts
+    bash scripts/chromium.sh  # the browser of the dashboard tests (tests/ui)
     {{venv}}/bin/pytest tests -q -p no:cacheprovider --junitxml=test-artifacts/junit.xml "$@"
     rc=$?
     if [ $rc -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi
@@ -74,6 +75,7 @@ test: setup engine images
 bench: setup engine images
     {{py}} bench/proxy.py
     {{py}} bench/resilience.py
+    {{py}} bench/ui.py
     {{py}} bench/eventlog.py
 
 # Lint and type-check.
