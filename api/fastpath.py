@@ -87,6 +87,36 @@ def _plain(status: int, message: str, extra: list[bytes] = (), *,  # type: ignor
 # ---- upstream side ---------------------------------------------------------------------
 
 
+class _Outbox:
+    """Writes of one connection, collected while a data_received callback runs (the server's
+    `corked` list) and sent in one system call at its end; sent at once otherwise."""
+
+    transport: asyncio.Transport | None
+    _out: list[bytes]
+
+    def _server(self) -> FastServer:
+        raise NotImplementedError
+
+    def _writable(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing()
+
+    def write(self, data: bytes) -> None:
+        if not self._writable():
+            return
+        corked = self._server().corked
+        if corked is None:
+            self.transport.write(data)  # type: ignore[union-attr]
+        else:
+            if not self._out:
+                corked.append(self)
+            self._out.append(data)
+
+    def flush(self) -> None:
+        out, self._out = self._out, []
+        if out and self._writable():
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))  # type: ignore[union-attr]
+
+
 class UpstreamPool:
     """Idle keep-alive connections per replica address, at most `_MAX_PER_ADDRESS` open to
     one replica: beyond that a request waits for a connection to come free instead of
@@ -159,7 +189,7 @@ class UpstreamPool:
         self._idle.clear()
 
 
-class Upstream(asyncio.Protocol):
+class Upstream(_Outbox, asyncio.Protocol):
     """One connection to a replica; parses its answers and hands them to the exchange."""
 
     def __init__(self, pool: UpstreamPool, address: Address) -> None:
@@ -274,21 +304,8 @@ class Upstream(asyncio.Protocol):
         self._head_only = head_only
         self._headers = []
 
-    def write(self, data: bytes) -> None:
-        if self.transport is None or self.transport.is_closing():
-            return
-        corked = self.pool.server.corked
-        if corked is None:
-            self.transport.write(data)
-        else:
-            if not self._out:
-                corked.append(self)
-            self._out.append(data)
-
-    def flush(self) -> None:
-        out, self._out = self._out, []
-        if out and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+    def _server(self) -> FastServer:
+        return self.pool.server
 
     def pause_reading(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -314,8 +331,8 @@ def _flush_corked(server: FastServer) -> None:
 # ---- one invocation ----------------------------------------------------------------------
 
 
-class FunctionExchange:
-    """A /function/ request, from its parsed head to the last byte of the answer."""
+class _Exchange:
+    """One request on a client connection, from its parsed head to its answer's end."""
 
     def __init__(self, client: ClientConnection, method: bytes, url: bytes,
                  headers: list[tuple[bytes, bytes]], version: bytes, keep_alive: bool) -> None:
@@ -325,14 +342,22 @@ class FunctionExchange:
         self.headers = headers
         self.version = version
         self.keep_alive = keep_alive
+        self.started = False  # the answer's head was written
+        self.finished = False
+
+
+class FunctionExchange(_Exchange):
+    """A /function/ request, relayed to a replica."""
+
+    def __init__(self, client: ClientConnection, method: bytes, url: bytes,
+                 headers: list[tuple[bytes, bytes]], version: bytes, keep_alive: bool) -> None:
+        super().__init__(client, method, url, headers, version, keep_alive)
         self.upstream: Upstream | None = None
         self.pending: list[bytes] = []  # body received before a replica was attached
         self.replay: list[bytes] | None = []  # the whole body, while it is small
         self.body_done = False
         self.received = 0
         self.chunked_up = False
-        self.started = False  # response head written to the client
-        self.finished = False
         self.chunked_down = False
         self.close_delimited = False
         self.status = 502
@@ -640,22 +665,15 @@ class FunctionExchange:
 # ---- everything else: the ASGI app --------------------------------------------------------
 
 
-class AsgiExchange:
+class AsgiExchange(_Exchange):
     """A non-invocation request, run through the GatewayApp as ASGI."""
 
     def __init__(self, client: ClientConnection, method: bytes, url: bytes,
                  headers: list[tuple[bytes, bytes]], version: bytes, keep_alive: bool) -> None:
-        self.client = client
-        self.method = method
-        self.url = url
-        self.headers = headers
-        self.version = version
-        self.keep_alive = keep_alive
+        super().__init__(client, method, url, headers, version, keep_alive)
         self.body: deque[bytes] = deque()
         self.buffered = 0
         self.body_done = False
-        self.finished = False
-        self.started = False
         self.complete = False
         self.chunked = False
         self.head_only = method == b"HEAD"
@@ -797,7 +815,7 @@ Exchange = FunctionExchange | AsgiExchange
 # ---- the client connection -------------------------------------------------------------------
 
 
-class ClientConnection(asyncio.Protocol):
+class ClientConnection(_Outbox, asyncio.Protocol):
     def __init__(self, server: FastServer) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
@@ -934,21 +952,11 @@ class ClientConnection(asyncio.Protocol):
             exchange.on_body_end()
 
     # used by exchanges
-    def write(self, data: bytes) -> None:
-        if self.transport is None or self.closed:
-            return
-        corked = self.server.corked
-        if corked is None:
-            self.transport.write(data)
-        else:
-            if not self._out:
-                corked.append(self)
-            self._out.append(data)
+    def _server(self) -> FastServer:
+        return self.server
 
-    def flush(self) -> None:
-        out, self._out = self._out, []
-        if out and self.transport is not None and not self.closed:
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+    def _writable(self) -> bool:
+        return self.transport is not None and not self.closed
 
     async def drain(self) -> None:
         if self.paused_writing and not self.closed:

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from events.codec import decode, encode
 from events.store import (
+    AppendOne,
     Batch,
     ConcurrencyError,
     EventQuery,
@@ -22,12 +23,11 @@ from events.store import (
     as_utc,
     check_batches,
 )
-from events.types import Event
 
 __all__ = ["MemoryEventStore"]
 
 
-class MemoryEventStore:
+class MemoryEventStore(AppendOne):
     """The log as a Python list; positions are list indexes plus one. Snapshots are kept
     in a dict by position."""
 
@@ -39,25 +39,6 @@ class MemoryEventStore:
         self._versions: dict[str, int] = {}
         self._subscribers = Subscribers()
         self._lock = threading.Lock()
-
-    def append(
-        self,
-        stream: str,
-        events: Sequence[Event],
-        expected_version: int,
-        *,
-        time: datetime,
-        actor: str,
-        request_id: str = "",
-        source: str = "",
-        user_agent: str = "",
-        correlation_id: str = "",
-    ) -> list[Recorded]:
-        return self.append_many(
-            [Batch(stream, events, expected_version)], time=time, actor=actor,
-            request_id=request_id, source=source, user_agent=user_agent,
-            correlation_id=correlation_id,
-        )
 
     def append_many(
         self,

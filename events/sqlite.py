@@ -42,6 +42,7 @@ from sqlite_utils import Database
 
 from events.codec import decode, encode
 from events.store import (
+    AppendOne,
     Batch,
     ConcurrencyError,
     EventQuery,
@@ -52,7 +53,6 @@ from events.store import (
     as_utc,
     check_batches,
 )
-from events.types import Event
 
 __all__ = ["SQLiteEventStore"]
 
@@ -137,7 +137,7 @@ many rows. The file records its own size, so every process agrees on it."""
 Row = tuple[int, str, int, str, int, str, str, str, str, str, str, str]
 
 
-class SQLiteEventStore:
+class SQLiteEventStore(AppendOne):
     """An event log in the SQLite file at `path` (created, with its directory, if missing)."""
 
     def __init__(self, path: str | Path, *, timeout: float = 10.0, block: int = BLOCK) -> None:
@@ -185,25 +185,6 @@ class SQLiteEventStore:
         except BaseException:
             conn.rollback()
             raise
-
-    def append(
-        self,
-        stream: str,
-        events: Sequence[Event],
-        expected_version: int,
-        *,
-        time: datetime,
-        actor: str,
-        request_id: str = "",
-        source: str = "",
-        user_agent: str = "",
-        correlation_id: str = "",
-    ) -> list[Recorded]:
-        return self.append_many(
-            [Batch(stream, events, expected_version)], time=time, actor=actor,
-            request_id=request_id, source=source, user_agent=user_agent,
-            correlation_id=correlation_id,
-        )
 
     def append_many(
         self,

@@ -29,6 +29,7 @@ from events.codec import type_name
 from events.types import Event
 
 __all__ = [
+    "AppendOne",
     "Batch",
     "ConcurrencyError",
     "EventQuery",
@@ -282,6 +283,42 @@ class EventStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class AppendOne:
+    """`append` for a store that implements `append_many`: one stream is one batch."""
+
+    def append(
+        self,
+        stream: str,
+        events: Sequence[Event],
+        expected_version: int,
+        *,
+        time: datetime,
+        actor: str,
+        request_id: str = "",
+        source: str = "",
+        user_agent: str = "",
+        correlation_id: str = "",
+    ) -> list[Recorded]:
+        return self.append_many(
+            [Batch(stream, events, expected_version)], time=time, actor=actor,
+            request_id=request_id, source=source, user_agent=user_agent,
+            correlation_id=correlation_id,
+        )
+
+    def append_many(
+        self,
+        batches: Sequence[Batch],
+        *,
+        time: datetime,
+        actor: str,
+        request_id: str = "",
+        source: str = "",
+        user_agent: str = "",
+        correlation_id: str = "",
+    ) -> list[Recorded]:
+        raise NotImplementedError
 
 
 def check_batches(batches: Sequence[Batch]) -> None:
