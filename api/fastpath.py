@@ -54,6 +54,17 @@ _MAX_IDLE_PER_ADDRESS = _MAX_PER_ADDRESS  # all may idle: closing some only to r
 _REASONS = {s.value: s.phrase.encode() for s in http.HTTPStatus}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _SWEEP = 0.1  # seconds between two checks of every connection's deadlines
+_SERVED_BY_LINE = b"x-served-by: " + SERVED_BY + b"\r\n"
+# request headers the relay looks at (all hop-by-hop ones too, so the common case is one miss)
+(_HOP, _CONTENT_LENGTH, _TRANSFER_ENCODING, _CALL_ID, _HOST, _EXPECT, _FORWARDED_FOR,
+ _FORWARDED_HOST, _IDEMPOTENCY) = range(9)
+_SPECIAL = {
+    **dict.fromkeys(_HOP_BY_HOP, _HOP),
+    b"content-length": _CONTENT_LENGTH, b"transfer-encoding": _TRANSFER_ENCODING,
+    b"x-call-id": _CALL_ID, b"host": _HOST, b"expect": _EXPECT,
+    b"x-forwarded-for": _FORWARDED_FOR, b"x-forwarded-host": _FORWARDED_HOST,
+    b"idempotency-key": _IDEMPOTENCY, b"x-idempotency-key": _IDEMPOTENCY,
+}
 
 
 @attrs.frozen
@@ -399,25 +410,29 @@ class FunctionExchange(_Exchange):
         chunked = expect = forwarded_for = forwarded_host = idempotent = False
         out: list[bytes] = []
         for key, value in self.headers:
-            if key == b"content-length":
+            kind = _SPECIAL.get(key)
+            if kind is None:  # most headers: passed on as they came
+                out.append(key + b": " + value + b"\r\n")
+                continue
+            if kind == _CONTENT_LENGTH:
                 length = int(value)  # llhttp has checked it is one plain number
-            elif key == b"transfer-encoding":
+            elif kind == _TRANSFER_ENCODING:
                 if value.strip().lower() != b"chunked":
                     client.reject(400, f"transfer-encoding: {value.decode('latin-1')!r} is "
                                   "not supported; use chunked", keep_alive=False)
                     return
                 chunked = True
-            elif key == b"x-call-id":
+            elif kind == _CALL_ID:
                 call_id = value
-            elif key == b"host":
+            elif kind == _HOST:
                 host = value
-            elif key == b"expect":
+            elif kind == _EXPECT:
                 expect = value.lower() == b"100-continue"
-            elif key == b"x-forwarded-for":
+            elif kind == _FORWARDED_FOR:
                 forwarded_for = True
-            elif key == b"x-forwarded-host":
+            elif kind == _FORWARDED_HOST:
                 forwarded_host = True
-            elif key in (b"idempotency-key", b"x-idempotency-key"):
+            elif kind == _IDEMPOTENCY:
                 idempotent = True
             if key not in _HOP_BY_HOP:
                 out.append(key + b": " + value + b"\r\n")
@@ -426,15 +441,14 @@ class FunctionExchange(_Exchange):
             client.reject(413, f"request body of {length} bytes is larger than "
                           f"MAX_REQUEST_BODY ({limit} bytes)", keep_alive=False)
             return
-        extra = [b"x-start-time: %d\r\n" % start_ns, b"x-served-by: " + SERVED_BY + b"\r\n"]
+        extra = [b"x-start-time: %d\r\n" % start_ns, _SERVED_BY_LINE]
         if not call_id:
             call_id = _call_id()
             out.append(b"x-call-id: " + call_id + b"\r\n")
             extra.append(b"x-call-id: " + call_id + b"\r\n")
         out.append(extra[0])
-        peer = client.peer
-        if peer is not None and not forwarded_for:
-            out.append(b"x-forwarded-for: %s:%d\r\n" % (peer[0].encode(), peer[1]))
+        if not forwarded_for and client.forwarded_for:
+            out.append(client.forwarded_for)
         if not host:
             out.append(b"host: " + name.encode() + b"\r\n")
         elif not forwarded_host:
@@ -821,6 +835,7 @@ class ClientConnection(_Outbox, asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.peer: tuple[str, int] | None = None
+        self.forwarded_for = b""
         self.sockname: tuple[str, int] | None = None
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
@@ -842,6 +857,9 @@ class ClientConnection(_Outbox, asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         sockname = transport.get_extra_info("sockname")
         self.peer = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
+        self.forwarded_for = (b"x-forwarded-for: %s:%d\r\n" % (self.peer[0].encode(),
+                                                                self.peer[1])
+                              if self.peer is not None else b"")
         self.sockname = (str(sockname[0]), int(sockname[1])) if isinstance(
             sockname, tuple) else None
         sock = transport.get_extra_info("socket")
