@@ -187,7 +187,9 @@ async def info(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    return Response(status_code=200)
+    # text/plain "OK", as the metrics port answers and the document says (an empty 200
+    # without a Content-Type was what schemathesis found, docs/reliability.md)
+    return text(200, "OK")
 
 
 __all__ = ["DEFAULT_NAMESPACE"]

@@ -123,7 +123,9 @@ async def test_auth_required_on_system_with_challenge(client):
     assert r.status_code == 401
     r = await client.get("/system/functions", headers={"authorization": "Basic !!!"}, auth=None)
     assert r.status_code == 401
-    assert (await client.get("/healthz", auth=None)).status_code == 200
+    health = await client.get("/healthz", auth=None)
+    assert (health.status_code, health.text.strip()) == (200, "OK")
+    assert health.headers["content-type"].startswith("text/plain")  # as documented
 
 
 async def test_info_has_every_field_the_certifier_wants(client):
