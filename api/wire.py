@@ -22,12 +22,12 @@ from api.errors import bad_request
 from controller.quantities import QuantityError, memory_bytes, nano_cpus
 from events.model import DEFAULT_NAMESPACE, FunctionSpec, FunctionState, Resources, pairs
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")  # \Z: `$` lets "x\n" by
 _GPU_KEYS = ("nvidia.com/gpu", "amd.com/gpu", "intel.com/gpu")
 # An image reference's characters (registry host and port, path, tag, digest); the engine
 # checks the grammar itself, this keeps option-like and control characters out.
-_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
-_HEALTH_PATH = re.compile(r"^[!-~]{1,1024}$")  # printable ASCII, no space: a request-line path
+_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*\Z")
+_HEALTH_PATH = re.compile(r"^[!-~]{1,1024}\Z")  # printable ASCII, no space: a request-line path
 HEALTH_PATH_ANNOTATION = "com.openfaas.health.http.path"
 RESERVED_PREFIX = "com.docker-faas."  # our container labels (controller/labels.py)
 

@@ -142,6 +142,12 @@ async def test_harmless_values_and_keys_still_deploy(client):
     ({"annotations": {"com.openfaas.health.http.path": "/x HTTP/1.1\r\nHost: y"}},
      "annotations.com.openfaas.health.http.path"),
     ({"limits": {"memory": "-1"}}, "limits.memory"),
+    # a trailing newline slipped through `$` (found by schemathesis, docs/reliability.md)
+    ({"service": "fn\n"}, "service"),
+    ({"namespace": "openfaas-fn\n"}, "namespace"),
+    ({"image": "img:1\n"}, "image"),
+    ({"annotations": {"com.openfaas.health.http.path": "/_/health\n"}},
+     "annotations.com.openfaas.health.http.path"),
 ])
 async def test_other_fields_cannot_smuggle_a_path_or_option(client, store, patch, field):
     head = store.head()
@@ -172,6 +178,10 @@ async def test_other_fields_cannot_smuggle_a_path_or_option(client, store, patch
     ("POST", "/system/namespace/", {"name": "../x", "labels": {"openfaas": "1"}}),
     ("PUT", "/system/namespace/Bad_NS", {"labels": {"openfaas": "1"}}),
     ("DELETE", "/system/namespace/Bad_NS", None),
+    ("GET", "/system/function/fn%0A", None),
+    ("POST", "/system/scale-function/fn%0A", {"replicas": 1}),
+    ("POST", "/system/secrets", {"name": "s\n", "value": "v"}),
+    ("POST", "/system/namespace/", {"name": "dev\n", "labels": {"openfaas": "1"}}),
 ])
 async def test_invalid_names_are_refused_everywhere(client, store, method, url, body):
     head = store.head()

@@ -34,6 +34,7 @@ def test_durations(text, seconds):
     ({"DEFAULT_REPLICAS": "-1"}, "DEFAULT_REPLICAS"),
     ({"MAX_REPLICAS": "3", "DEFAULT_REPLICAS": "4"}, "DEFAULT_REPLICAS"),
     ({"FUNCTIONS_NETWORK": "Bad Net"}, "FUNCTIONS_NETWORK"),
+    ({"DOCKER_FAAS_INSTANCE": "prod\n"}, "DOCKER_FAAS_INSTANCE"),
 ])
 def test_bad_values_name_the_variable(env, name):
     with pytest.raises(ConfigError, match=name):
