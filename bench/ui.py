@@ -12,7 +12,10 @@ context (empty cache) `--runs` times and measures:
 * interactive: the `docker-faas:functions-interactive` performance mark, which the page sets
   once the table is drawn with every row and its handlers attached (ms since navigation start);
 * DOMContentLoaded and load, for reference;
-* a warm reload in the same context (ETag revalidation: the assets answer 304).
+* a warm reload in the same context (ETag revalidation: the assets answer 304);
+* layout shift while the page refreshes: the cumulative layout shift score (Chromium's
+  `layout-shift` entries) over the two 5 s refreshes after the first drawing; 0 means no
+  element moved.
 
 The credentials go in an Authorization header on every request, as a browser sends them
 once the user has logged in (Playwright's own http_credentials intercept requests, which
@@ -110,6 +113,26 @@ def reload_warm(context: Any, url: str) -> dict[str, float]:
     return load_once(context, url, FUNCTIONS)
 
 
+SHIFTS = """window.__shift = 0;
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) if (!entry.hadRecentInput) window.__shift += entry.value;
+}).observe({ type: 'layout-shift', buffered: true });"""
+
+
+def refresh_shift(context: Any, url: str) -> float:
+    """The layout shift score added by two refreshes after the table is first drawn."""
+    context.add_init_script(SHIFTS)
+    page = context.new_page()
+    page.goto(url + "/ui/")
+    page.wait_for_function("() => document.documentElement.dataset.ready === 'functions'")
+    page.wait_for_timeout(300)
+    before = float(page.evaluate("() => window.__shift"))
+    page.wait_for_timeout(11_000)
+    after = float(page.evaluate("() => window.__shift"))
+    page.close()
+    return after - before
+
+
 FUNCTIONS = 50
 
 
@@ -138,6 +161,9 @@ def main() -> int:
             context = new_context(browser)
             warm = reload_warm(context, gw.url)
             context.close()
+            context = new_context(browser)
+            shift = refresh_shift(context, gw.url)
+            context.close()
             version = browser.version
             browser.close()
     finally:
@@ -156,7 +182,7 @@ def main() -> int:
         "interactive_ms_max": max(r["interactive"] for r in cold),
         "dcl_ms_median": med("dcl"), "load_ms_median": med("load"),
         "warm_bytes": warm["bytes"], "warm_interactive_ms": warm["interactive"],
-        "warm_not_modified": warm["not_modified"],
+        "warm_not_modified": warm["not_modified"], "refresh_layout_shift": shift,
         "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     print(f"dashboard, {args.functions} functions, Chromium {version}, {args.runs} cold loads")
@@ -170,6 +196,7 @@ def main() -> int:
     print(f"  warm reload   {summary['warm_bytes'] / 1024:.1f} KB "
           f"({summary['warm_not_modified']} answered 304), interactive "
           f"{summary['warm_interactive_ms']:.1f} ms")
+    print(f"  layout shift over two refreshes: {shift:.4f}")
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "cold": cold, "warm": warm},
                                         indent=2) + "\n")

@@ -1,22 +1,19 @@
 // The dashboard's shell: hash routes, the namespace switcher, the connection indicator.
 // Each page module exports mount(main, ctx, params) and returns a function that stops its
-// timers and streams when the page is left.
+// timers and streams when the page is left. The functions page comes with the shell; the
+// other pages are loaded the first time they are opened (a smaller first load).
 
 import { DEFAULT_NAMESPACE, getJSON, onConnection } from './api.js';
 import { setText } from './dom.js';
-import * as events from './events.js';
-import * as form from './form.js';
-import * as functionPage from './function.js';
 import * as functions from './functions.js';
-import * as stack from './stack.js';
 
 const ROUTES = [
-  { pattern: /^\/functions$/, nav: 'functions', title: 'Functions', mount: functions.mount },
-  { pattern: /^\/function\/([^/]+)\/([^/]+)$/, nav: 'functions', title: 'Function', mount: functionPage.mount },
-  { pattern: /^\/deploy$/, nav: 'deploy', title: 'Deploy', mount: form.mountDeploy },
-  { pattern: /^\/edit\/([^/]+)\/([^/]+)$/, nav: 'functions', title: 'Edit', mount: form.mountEdit },
-  { pattern: /^\/events$/, nav: 'events', title: 'Events', mount: events.mount },
-  { pattern: /^\/stack$/, nav: 'stack', title: 'Stack', mount: stack.mount },
+  { pattern: /^\/functions$/, nav: 'functions', title: 'Functions', page: async () => functions.mount },
+  { pattern: /^\/function\/([^/]+)\/([^/]+)$/, nav: 'functions', title: 'Function', page: async () => (await import('./function.js')).mount },
+  { pattern: /^\/deploy$/, nav: 'deploy', title: 'Deploy', page: async () => (await import('./form.js')).mountDeploy },
+  { pattern: /^\/edit\/([^/]+)\/([^/]+)$/, nav: 'functions', title: 'Edit', page: async () => (await import('./form.js')).mountEdit },
+  { pattern: /^\/events$/, nav: 'events', title: 'Events', page: async () => (await import('./events.js')).mount },
+  { pattern: /^\/stack$/, nav: 'stack', title: 'Stack', page: async () => (await import('./stack.js')).mount },
 ];
 
 const main = document.getElementById('main');
@@ -53,7 +50,9 @@ async function loadNamespaces() {
   }
 }
 
-function route(force = false) {
+let routing = 0;
+
+async function route(force = false) {
   const path = (location.hash || '#/functions').slice(1);
   if (!force && path === current) return;
   const found = ROUTES.map((r) => [r, r.pattern.exec(path)]).find(([, m]) => m);
@@ -62,6 +61,16 @@ function route(force = false) {
   const [entry, match] = found;
   if (unmount) unmount();
   unmount = null;
+  const turn = ++routing;
+  let mount;
+  try {
+    mount = await entry.page();
+  } catch (err) {
+    main.replaceChildren();
+    setText(document.getElementById('connection'), `⚠ could not load the page: ${err.message}`);
+    return;
+  }
+  if (turn !== routing) return; // another route was asked for meanwhile
   main.replaceChildren();
   for (const link of document.querySelectorAll('[data-nav]')) {
     if (link.dataset.nav === entry.nav) link.setAttribute('aria-current', 'page');
@@ -70,7 +79,7 @@ function route(force = false) {
   ctx.title(entry.title);
   const params = match.slice(1).map(decodeURIComponent);
   if (params.length === 2) ctx.namespace = params[0]; // a function page names its namespace
-  unmount = entry.mount(main, ctx, params) || null;
+  unmount = mount(main, ctx, params) || null;
   if (!firstRoute) {
     // a new page: move focus to its heading, as a page load would for a screen reader
     const heading = main.querySelector('h1');

@@ -148,7 +148,7 @@ export function mount(main, ctx, [ns, name]) {
         const cells = { dot: dot('zero', ''), health: h('span'), state: h('span'), slot: h('span'), created: h('span') };
         const tr = h('tr', { dataset: { instance: replica.instance } },
           h('td', {}, h('code', { text: replica.instance })),
-          h('td', { class: 'num' }, cells.slot), h('td', {}, cells.state),
+          h('td', {}, cells.slot), h('td', {}, cells.state),
           h('td', {}, h('span', { class: 'status-line' }, cells.dot, cells.health)),
           h('td', {}, cells.created));
         entry = { tr, cells };
@@ -251,7 +251,7 @@ export function mount(main, ctx, [ns, name]) {
         });
       }
       return h('tr', { dataset: { version: v.version } },
-        h('td', { class: 'num', text: `v${v.version}` }),
+        h('td', { text: `v${v.version}` }),
         h('td', {}, h('span', { class: 'badge', text: v.type.replace('function.', '') })),
         h('td', { text: v.actor }),
         h('td', { title: stamp(v.time), text: ago(v.time) }),

@@ -90,8 +90,8 @@ async def test_every_file_the_page_names_is_served_from_the_package(ui):
     page = (await ui.get("/ui/")).text
     wanted = set(re.findall(r'(?:src|href)="([^"#:]+)"', page))
     for js in UI_DIR.glob("*.js"):
-        wanted |= set(re.findall(r"from '\./([^']+)'", js.read_text()))
-    assert {"app.js", "style.css", "function.js", "api.js"} <= wanted
+        wanted |= set(re.findall(r"(?:from |import\()'\./([^']+)'", js.read_text()))
+    assert {"app.js", "style.css", "function.js", "charts.js", "stack.js"} <= wanted
     for name in sorted(wanted):
         r = await ui.get(f"/ui/{name}")
         assert r.status_code == 200, name
