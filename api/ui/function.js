@@ -75,7 +75,7 @@ export function mount(main, ctx, [ns, name]) {
 
   // ---- charts ----
   const rps = lineChart({ title: 'Requests per second', unit: 'req/s', format: (v) => (v >= 10 ? v.toFixed(0) : v.toFixed(2)) });
-  const latency = lineChart({ title: 'Latency', unit: 'ms', format: (v) => millis(v) });
+  const latency = lineChart({ title: 'Latency', unit: 'ms', format: (v) => (v >= 1 ? `${v.toFixed(1)} s` : millis(v)) });
   const errors = lineChart({ title: 'Errors (5xx) per 10 s', unit: 'errors', format: (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1)) });
   const chartsCard = h('section', { class: 'card', 'aria-labelledby': 'h-traffic' },
     h('h2', { id: 'h-traffic', text: 'Traffic, last hour' }),
@@ -240,7 +240,7 @@ export function mount(main, ctx, [ns, name]) {
     const currentSpec = removed ? null : specVersions[specVersions.length - 1];
     const rows = versions.slice().reverse().map((v) => {
       const list = h('ul', { class: 'changes' }, v.changes.map(change));
-      const fieldsCell = v.changes.length > 6
+      const fieldsCell = v.changes.length > 6 || (v.type === 'function.deployed' && v.changes.length > 2)
         ? h('details', {}, h('summary', { text: `${v.changes.length} fields` }), list)
         : (v.changes.length ? list : h('span', { class: 'muted', text: 'no change' }));
       let action = '';

@@ -3,8 +3,9 @@
 One flow, each step asserting what the page shows: log in, deploy a fixture from the form,
 see it healthy, invoke it and see the answer, see its log line arrive live, scale to 2 and
 see two healthy replicas, edit it and see the new version's diff in the history, roll back,
-delete. Then the events timeline and a stack plan. A second test: a value only the
-server refuses shows the server's message next to its field and appends nothing.
+delete. Then the events timeline, and a stack planned, applied and watched. A second test:
+a value only the server refuses shows the server's message next to its field and appends
+nothing.
 """
 
 from __future__ import annotations
@@ -172,16 +173,23 @@ def test_login_deploy_invoke_logs_scale_edit_rollback_delete(
                          "function.scaled", "function.deployed"][:len(types[:6])]
     shot("12-events")
 
-    # a stack's plan, as a diff, without applying
+    # a stack: its plan as a diff, then applied and watched (asleep: no container to wait for)
     page.get_by_role("link", name="Stack", exact=True).click()
     page.get_by_label("stack.yml").fill(
         "version: 1.0\nprovider:\n  name: openfaas\nfunctions:\n"
-        f"  {name}:\n    image: {FIXTURE.format('echo')}\n")
+        f"  {name}:\n    image: {FIXTURE.format('echo')}\n"
+        "    labels:\n      com.openfaas.scale.min: \"0\"\n")
     page.get_by_role("button", name="Plan").click()
     step = page.locator(f'#stack-plan .plan-step[data-name="{name}"]')
     expect(step).to_contain_text("create")
-    expect(page.get_by_role("button", name="Apply")).to_be_enabled()
+    expect(step).to_contain_text("0 replicas")
+    assert gw.client.get(f"/system/function/{name}").status_code == 404  # a dry run
     shot("13-stack-plan")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator("#stack-progress")).to_contain_text(
+        "Done: every function is as the stack says.", timeout=SLOW)
+    assert gw.client.get(f"/system/function/{name}").json()["replicas"] == 0
+    shot("14-stack-applied")
 
 
 def test_a_value_the_server_refuses_is_shown_at_its_field(
