@@ -17,6 +17,10 @@ STR_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 RESOURCES = {"type": "object", "properties": {"memory": {"type": "string"},
                                               "cpu": {"type": "string"}}}
 TEXT = {"text/plain": {"schema": {"type": "string"}}}
+# Function, namespace and secret names: DNS labels (api/wire.py check_name; 400 otherwise).
+NAME = {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63}
+NAMESPACE = {"type": "string", "pattern": "^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$",
+             "maxLength": 63, "description": "a name; empty or absent: openfaas-fn"}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -36,7 +40,7 @@ ERRORS = {
     "401": _text("Missing or wrong credentials"),
 }
 NAMESPACE_QUERY = {"name": "namespace", "in": "query", "required": False,
-                   "schema": {"type": "string"}, "description": "default openfaas-fn"}
+                   "schema": NAMESPACE, "description": "default openfaas-fn"}
 
 
 def _op(summary: str, responses: dict[str, Any], *, body: str | None = None,
@@ -57,8 +61,8 @@ SCHEMAS: dict[str, Any] = {
     "FunctionDeployment": {
         "type": "object", "required": ["service", "image"],
         "properties": {
-            "service": {"type": "string"}, "image": {"type": "string"},
-            "namespace": {"type": "string"}, "envProcess": {"type": "string"},
+            "service": NAME, "image": {"type": "string"},
+            "namespace": NAMESPACE, "envProcess": {"type": "string"},
             "envVars": STR_MAP, "labels": {"type": ["object", "null"]},
             "annotations": {"type": ["object", "null"]},
             "secrets": {"type": "array", "items": {"type": "string"}},
@@ -93,21 +97,20 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "DeleteFunctionRequest": {"type": "object", "required": ["functionName"],
-                              "properties": {"functionName": {"type": "string"},
-                                             "namespace": {"type": "string"}}},
+                              "properties": {"functionName": NAME,
+                                             "namespace": NAMESPACE}},
     "ScaleServiceRequest": {"type": "object", "required": ["replicas"],
-                            "properties": {"serviceName": {"type": "string"},
-                                           "namespace": {"type": "string"},
+                            "properties": {"serviceName": NAME,
+                                           "namespace": NAMESPACE,
                                            "replicas": {"type": "integer", "minimum": 0}}},
     "Secret": {"type": "object", "required": ["name"],
-               "properties": {"name": {"type": "string"}, "namespace": {"type": "string"},
+               "properties": {"name": NAME, "namespace": NAMESPACE,
                               "value": {"type": "string"},
                               "rawValue": {"type": "string", "contentEncoding": "base64"}}},
     "SecretDescription": {"type": "object", "required": ["name", "namespace"],
-                          "properties": {"name": {"type": "string"},
-                                         "namespace": {"type": "string"}}},
+                          "properties": {"name": NAME, "namespace": NAMESPACE}},
     "FunctionNamespace": {"type": "object", "required": ["name"],
-                          "properties": {"name": {"type": "string"}, "labels": STR_MAP,
+                          "properties": {"name": NAME, "labels": STR_MAP,
                                          "annotations": STR_MAP}},
     "LogMessage": {"type": "object",
                    "required": ["name", "namespace", "instance", "timestamp", "text"],
@@ -276,9 +279,9 @@ SCHEMAS: dict[str, Any] = {
 
 
 def _paths() -> dict[str, Any]:
-    name_param = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+    name_param = [{"name": "name", "in": "path", "required": True, "schema": NAME},
                   NAMESPACE_QUERY]
-    ns_param = [{"name": "ns", "in": "path", "required": True, "schema": {"type": "string"}}]
+    ns_param = [{"name": "ns", "in": "path", "required": True, "schema": NAME}]
     accepted = {"202": _text("Accepted; the controller converges in the background")}
     at_query = {"name": "at", "in": "query", "required": False,
                 "schema": {"type": "string"}, "description": "docker-faas: the desired state "
