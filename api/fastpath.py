@@ -1054,6 +1054,9 @@ class ClientConnection(_Outbox, asyncio.Protocol):
             self.protocol_error(408, "request headers not received in time")
 
     def _body_timeout(self) -> None:
+        if self.paused_reading:  # the body waits on us (back-pressure), not on the client
+            self._arm(self.server.limits.read_timeout, self._body_timeout)
+            return
         exchange = self.parsing
         if exchange is None:
             return
