@@ -121,6 +121,42 @@ class LoginThrottle:
         self._failures.pop(source, None)
 
 
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def cross_site_write(scope: Scope) -> str:
+    """Why a state-changing request looks sent by a browser for another site, or "".
+
+    faas-cli, curl and our CLI send no Origin; browsers send one with every POST/PUT/DELETE
+    (and Sec-Fetch-Site), which must then name this gateway."""
+    if scope["method"] in _SAFE:
+        return ""
+    origin = host = fetch_site = b""
+    for key, value in scope["headers"]:
+        if key == b"origin":
+            origin = value
+        elif key == b"host":
+            host = value
+        elif key == b"sec-fetch-site":
+            fetch_site = value
+    if fetch_site == b"cross-site":
+        return "a cross-site request (Sec-Fetch-Site)"
+    if origin:
+        _, _, authority = origin.partition(b"://")
+        if not authority or authority.lower() != host.lower():
+            return f"Origin {origin.decode('latin-1')!r} is not this gateway"
+    return ""
+
+
+async def _refuse(send: Send, status: int, message: str,
+                  headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = (message + "\n").encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        *(headers or [(b"content-type", b"text/plain; charset=utf-8")]),
+        (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
 class BasicAuth:
     """ASGI middleware: protects paths under PROTECTED, records the actor in the scope."""
 
@@ -135,6 +171,12 @@ class BasicAuth:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope["path"].startswith(PROTECTED) and (why := cross_site_write(scope)):
+            # a browser that holds the user's credentials must not change state for a page
+            # of another site (a form posted at /system/functions): CSRF
+            await _refuse(send, 403, f"refused: {why}; the /system API takes changes only "
+                                     "from its own pages and from non-browser clients")
+            return
         if not self.enabled:
             scope[ACTOR_KEY] = "anonymous"
         elif scope["path"].startswith(PROTECTED):
@@ -142,13 +184,10 @@ class BasicAuth:
             wait = self.throttle.retry_after(source)
             if wait > 0:  # refused without looking at the credentials
                 seconds = math.ceil(wait)
-                body = (f"too many failed logins from {source}; try again in {seconds} s\n"
-                        ).encode()
-                await send({"type": "http.response.start", "status": 429, "headers": [
-                    (b"retry-after", str(seconds).encode()),
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", str(len(body)).encode())]})
-                await send({"type": "http.response.body", "body": body})
+                await _refuse(send, 429, f"too many failed logins from {source}; try again "
+                                         f"in {seconds} s",
+                              [(b"retry-after", str(seconds).encode()),
+                               (b"content-type", b"text/plain; charset=utf-8")])
                 return
             header = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
             actor = check_basic(header, self.users)
@@ -158,11 +197,7 @@ class BasicAuth:
                 log.warning("%d failed logins from %s within %gs: refusing its logins until "
                             "they age out", self.throttle.limit, source, self.throttle.window)
             if actor is None:
-                body = b"invalid credentials\n"
-                await send({"type": "http.response.start", "status": 401,
-                            "headers": [*_CHALLENGE,
-                                        (b"content-length", str(len(body)).encode())]})
-                await send({"type": "http.response.body", "body": body})
+                await _refuse(send, 401, "invalid credentials", list(_CHALLENGE))
                 return
             scope[ACTOR_KEY] = actor
         await self.app(scope, receive, send)

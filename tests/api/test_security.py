@@ -437,3 +437,23 @@ async def test_controller_keeps_the_subnets_of_its_function_networks():
     await controller._refresh_subnets()
     assert not controller.in_function_network("172.31.2.3")
     assert controller.in_function_network("172.30.9.9")
+
+
+async def test_cross_site_writes_are_refused_same_site_and_cli_writes_are_not(client, store):
+    fn = {"service": "csrf", "image": "img:1"}
+    # a page of another site posting a form at the gateway, with the user's credentials
+    for headers in ({"Origin": "https://evil.example"}, {"Origin": "null"},
+                    {"Sec-Fetch-Site": "cross-site"},
+                    {"Origin": "http://gw.evil.example", "Host": "gw"}):
+        r = await client.post("/system/functions", json=fn, headers=headers)
+        assert r.status_code == 403 and "refused" in r.text, (headers, r.text)
+    assert store.head() == 0
+    # reads stay open to any origin that has the credentials
+    r = await client.get("/system/functions", headers={"Origin": "https://evil.example"})
+    assert r.status_code == 200
+    # our own pages (same origin) and non-browser clients (no Origin) may write
+    r = await client.post("/system/functions", json=fn, headers={
+        "Origin": "http://gw", "Sec-Fetch-Site": "same-origin"})
+    assert r.status_code == 202, r.text
+    r = await client.put("/system/functions", json={**fn, "image": "img:2"})
+    assert r.status_code == 202
