@@ -78,6 +78,11 @@ bench: setup engine images
     {{py}} bench/ui.py
     {{py}} bench/eventlog.py
 
+# Not part of `just test`: restarts the Docker engine; arguments go to run.py (--only chaos).
+# Reliability suite: fuzzing, random sequences, faults under load, disk full, 1,000 connections.
+reliability *args: setup engine images
+    {{py}} bench/reliability/run.py {{args}}
+
 # Lint and type-check.
 lint: setup
     {{venv}}/bin/ruff check .
