@@ -524,6 +524,8 @@ class FunctionExchange(_Exchange):
         if self.body_done and self.chunked_up:
             data.append(b"0\r\n\r\n")
         conn.write(b"".join(data))
+        if not conn.paused:
+            self.client.resume_reading()  # paused while the body waited for a replica
 
     def retry_or_fail(self, address: Address, reason: str, *, sent: bool) -> None:
         self.attempt += 1
@@ -923,11 +925,8 @@ class ClientConnection(_Outbox, asyncio.Protocol):
             self._drain.set_result(None)
 
     # httptools callbacks
-    def on_message_begin(self) -> None:
-        self.url = b""
-        self.headers = []
-        self.header_bytes = 0
-
+    # (no on_message_begin: the head's state is reset in on_headers_complete, and httptools
+    # skips a callback the protocol does not define)
     def on_url(self, url: bytes) -> None:
         self.url += url
         self.header_bytes += len(url)
@@ -950,7 +949,7 @@ class ClientConnection(_Outbox, asyncio.Protocol):
         keep_alive = parser.should_keep_alive()
         kind = FunctionExchange if self.url.startswith(_FUNCTION) else AsgiExchange
         exchange = kind(self, method, self.url, self.headers, version, keep_alive)
-        self.url, self.headers = b"", []
+        self.url, self.headers, self.header_bytes = b"", [], 0
         self.parsing = exchange
         self.queue.append(exchange)
         if len(self.queue) == 1:

@@ -151,7 +151,8 @@ class Harness:
         self.upstream = Upstream()
         self.loop = uvloop.new_event_loop()
         self.metrics = GatewayMetrics(lambda: EMPTY)
-        self.known = {("openfaas-fn", "fn"), ("openfaas-fn", "none"), ("openfaas-fn", "flaky")}
+        self.known = {("openfaas-fn", "fn"), ("openfaas-fn", "none"), ("openfaas-fn", "flaky"),
+                      ("openfaas-fn", "late")}
         self.dead_port = _closed_port()
         self.flaky_turn = 0
         self.suspects: list[tuple[str, int]] = []
@@ -166,11 +167,18 @@ class Harness:
             return ("127.0.0.1", port)
         return ("127.0.0.1", self.upstream.port) if key[1] == "fn" else None
 
+    async def wait(self, key: tuple[str, str]) -> tuple[str, int] | None:
+        """`late` has no replica ready at first: one turns up after 0.3 s (like a wake)."""
+        if key[1] != "late":
+            return None
+        await asyncio.sleep(0.3)
+        return ("127.0.0.1", self.upstream.port)
+
     async def _start(self) -> None:
         await self.upstream.start()
         proxy = FunctionProxy(exists=lambda key: key in self.known, pick=self.pick,
                               metrics=self.metrics, timeout=1.0,
-                              suspect=self.suspects.append)
+                              suspect=self.suspects.append, wait=self.wait)
         self.server = FastServer(_NotFoundApp(), proxy, self.limits)
         await self.server.start("127.0.0.1", 0)
         assert self.server._server is not None
@@ -510,3 +518,15 @@ def test_malformed_requests_never_crash_or_get_a_5xx_of_ours(fuzz_gw: Harness,
         assert status < 500, answer
     ok = httpx.post(fuzz_gw.url + "/function/fn", content=b"alive", timeout=5)
     assert ok.status_code == 200 and ok.text == "alive"
+
+
+def test_a_large_body_waiting_for_a_new_connection_is_not_stalled() -> None:
+    """The body outgrows the buffer while the request waits for a replica: reading is
+    paused, and must resume once the replica is attached."""
+    fresh = Harness().start()
+    try:
+        payload = b"q" * (8 * 2**20)
+        r = httpx.post(fresh.url + "/function/late/sink", content=iter([payload]), timeout=20)
+        assert r.status_code == 200 and int(r.text) == len(payload)
+    finally:
+        fresh.stop()
