@@ -47,12 +47,14 @@ from bench.reliability.common import (
     check,
     containers,
     converge,
+    describe_problems,
     docker,
     docker_answers,
     engine_pid,
     engine_up,
     gateway,
     log_problems,
+    problem_kinds,
     restart_engine,
 )
 
@@ -333,8 +335,13 @@ def summarize(report: Report, part: str, history: list[Round], calls: list[Call]
                 index = i
         return history[index] if index >= 0 else None
 
+    # a call in flight while the gateway was down (in any round: one sent at the end of a
+    # round can be cut by the next round's SIGKILL) could not be answered; while the engine
+    # restarts the gateway is up and holds calls, so those failures count
+    downs = [r.down for r in history if r.down is not None and r.kind == "kill-gateway"]
     per: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
-    examples: dict[str, list[str]] = defaultdict(list)
+    examples: dict[tuple[str, str], list[str]] = defaultdict(list)
+    failures: list[dict[str, Any]] = []
     baseline: Counter[str] = Counter()
     for call in calls:
         rnd = round_of(call.sent)
@@ -346,10 +353,15 @@ def summarize(report: Report, part: str, history: list[Round], calls: list[Call]
         counts["sent"] += 1
         if call.status == 200:
             continue
-        during = rnd.down is not None and rnd.down[0] <= call.done and call.sent <= rnd.down[1]
+        during = any(d0 <= call.done and call.sent <= d1 for d0, d1 in downs)
         counts["failed while down" if during else "failed"] += 1
-        if not during and len(examples[rnd.kind]) < 3:
-            examples[rnd.kind].append(f"{call.function}: {call.status} {call.error}")
+        failures.append({"round": history.index(rnd) + 1, "kind": rnd.kind,
+                         "function": call.function, "while_down": during,
+                         "sent_after_round_start_s": round(call.sent - rnd.began, 3),
+                         "took_s": round(call.done - call.sent, 3), "status": call.status,
+                         "error": call.error})
+        if not during and len(examples[(rnd.kind, call.function)]) < 3:
+            examples[(rnd.kind, call.function)].append(f"{call.status} {call.error}")
 
     accepted = [w for w in writes if 200 <= w.status < 300]
     lost = [w for w in accepted if w.correlation not in recorded]
@@ -367,12 +379,14 @@ def summarize(report: Report, part: str, history: list[Round], calls: list[Call]
              "after": r.anomalies.describe() if r.anomalies else None} for r in history],
         "requests": {k: {f: dict(c) for f, c in v.items()} for k, v in per.items()},
         "requests_before_first_fault": dict(baseline),
-        "failure_examples": dict(examples),
+        "failures": [f for f in failures if not f["while_down"]]
+        + [f for f in failures if f["while_down"]][:30],
         "writes": {"sent": len(writes), "accepted": len(accepted), "unknown": len(unknown),
                    "other": len(writes) - len(accepted) - len(unknown),
                    "lost": [w.correlation for w in lost],
                    "recorded_differently": [w.correlation for w in wrong]},
-        "final": final.describe(), "final_converged_s": final_s, "log_problems": problems[:20],
+        "final": final.describe(), "final_converged_s": final_s,
+        "log_problems": dict(problem_kinds(problems)),
     }
     report.add(part, "rounds (kill-replica / kill-gateway / restart-engine)",
                " / ".join(str(len(by_kind[k])) for k in KINDS) + f" in {took:.0f} s")
@@ -384,10 +398,9 @@ def summarize(report: Report, part: str, history: list[Round], calls: list[Call]
             c = per[kind][function]
             value = f"{c['failed']} of {c['sent']}"
             if c["failed while down"]:
-                value += f" (+{c['failed while down']} sent while the " \
-                         f"{'gateway' if kind == 'kill-gateway' else 'engine'} was down)"
-            if examples[kind] and c["failed"]:
-                value += f"; e.g. {examples[kind][0]}"
+                value += f" (+{c['failed while down']} in flight while the gateway was down)"
+            if examples[(kind, function)]:
+                value += f"; e.g. {examples[(kind, function)][0]}"
             if kind == "kill-replica" and function == "two":
                 report.add(part, f"{kind}: failed requests to `two` (2 replicas)", value, "0",
                            c["failed"] == 0)
@@ -417,5 +430,5 @@ def summarize(report: Report, part: str, history: list[Round], calls: list[Call]
                f"{'yes' if final_s is not None else 'NO'}, {len(final.orphans)} / "
                f"{len(final.duplicates)}", "yes, 0 / 0",
                final_s is not None and not final.orphans and not final.duplicates)
-    report.add(part, "gateway alive at the end, errors logged",
-               f"{'yes' if alive else 'NO'}, {len(problems)}")
+    report.add(part, "gateway alive at the end; errors logged",
+               f"{'yes' if alive else 'NO'}; {describe_problems(problems)}")

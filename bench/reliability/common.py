@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -268,3 +269,20 @@ def log_problems(gw: Gateway, since: int = 0) -> list[str]:
     text = gw.log_path.read_bytes()[since:].decode(errors="replace")
     return [line for line in text.splitlines()
             if "Traceback" in line or " ERROR " in line or " CRITICAL " in line]
+
+
+def problem_kinds(lines: list[str]) -> Counter[str]:
+    """The ERROR/CRITICAL messages of `log_problems`, container ids and times taken out."""
+    kinds: Counter[str] = Counter()
+    for line in lines:
+        if " ERROR " in line or " CRITICAL " in line:
+            message = line.split(" ", 2)[-1]
+            kinds[re.sub(r"\b[0-9a-f]{12}\b", "<id>", message)[:160]] += 1
+    return kinds
+
+
+def describe_problems(lines: list[str]) -> str:
+    kinds = problem_kinds(lines)
+    if not kinds:
+        return "0"
+    return f"{sum(kinds.values())}: " + "; ".join(f"{k} ×{n}" for k, n in kinds.most_common(3))

@@ -31,7 +31,15 @@ from typing import Any
 
 import httpx
 
-from bench.reliability.common import ROOT, Gateway, Report, gateway, log_problems
+from bench.reliability.common import (
+    ROOT,
+    Gateway,
+    Report,
+    describe_problems,
+    gateway,
+    log_problems,
+    problem_kinds,
+)
 
 SIZE = "8m"
 
@@ -154,7 +162,7 @@ def run(report: Report, tmp: Path) -> None:
                                                                full_reads),
                "after_writes": after_writes, "integrity": checks, "events": events,
                "events_before": head, "functions": functions, "restarted": restarted,
-               "log_problems_while_full": problems[:20]}
+               "log_problems_while_full": dict(problem_kinds(problems))}
     finally:
         gw.close()
         subprocess.run(["umount", "-l", str(mount)], check=False)
@@ -171,8 +179,9 @@ def run(report: Report, tmp: Path) -> None:
     report.add(part, "invocations while full answered (200, right body)",
                f"{answered} of {len(calls)}" + _others(calls, 200), "all",
                answered == len(calls))
-    report.add(part, "gateway alive while full, errors logged",
-               f"{'yes' if alive_full else 'NO'}, {len(problems)}", "yes", alive_full)
+    report.add(part, "gateway alive while full; errors logged",
+               f"{'yes' if alive_full else 'NO'}; {describe_problems(problems)}", "yes",
+               alive_full)
     accepted = sum(200 <= s < 300 for _, s in after_writes)
     report.add(part, "the same writes once space returned, accepted",
                f"{accepted} of {len(after_writes)}" + _others(after_writes, 202, 201),

@@ -44,9 +44,9 @@ def main() -> int:
     parser.add_argument("--examples", type=int, default=100,
                         help="schemathesis: examples per operation and phase")
     parser.add_argument("--seed", type=int, default=6)
-    parser.add_argument("--machine-runs", type=int, default=8,
+    parser.add_argument("--machine-runs", type=int, default=50,
                         help="hypothesis: state machine runs (examples)")
-    parser.add_argument("--machine-steps", type=int, default=15, help="hypothesis: steps per run")
+    parser.add_argument("--machine-steps", type=int, default=30, help="hypothesis: steps per run")
     parser.add_argument("--rounds", type=int, default=20, help="chaos rounds")
     parser.add_argument("--engine-restarts", type=int, default=4,
                         help="chaos: how many of the rounds restart the engine (0: none)")
