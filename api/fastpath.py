@@ -529,8 +529,9 @@ class FunctionExchange(_Exchange):
 
     def retry_or_fail(self, address: Address, reason: str, *, sent: bool) -> None:
         self.attempt += 1
-        can_replay = self.replayable and self.reused and self.body_done and (
-            self.replay is not None)
+        # re-sent only when that is safe: an idempotent method (or an idempotency key) whose
+        # whole body is still held; a POST that may have reached a replica is not repeated
+        can_replay = self.replayable and self.body_done and self.replay is not None
         if self.attempt < _ATTEMPTS and not self.started and (not sent or can_replay):
             self.tried.add(address)
             if sent:

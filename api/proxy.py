@@ -264,7 +264,7 @@ class FunctionProxy:
                 unsent = isinstance(err, UpstreamError) and not err.sent
                 if unsent:
                     self.suspect(address)
-                if attempt + 1 < _ATTEMPTS and (unsent or (reused and not more and replayable)):
+                if attempt + 1 < _ATTEMPTS and (unsent or (not more and replayable)):
                     tried.add(address)
                     continue
                 await _reply(send, 502, f"function {key[1]}.{key[0]} failed: {err}", extra)

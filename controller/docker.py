@@ -185,8 +185,10 @@ class DockerAdapter:
         with _mapped():
             try:
                 client = aiodocker.Docker(url=self._url, api_version=version)
-            except ValueError as err:  # no socket to be found
-                raise EngineUnavailable(str(err)) from err
+            except (ValueError, AssertionError) as err:
+                # no socket to be found (aiodocker 0.27 asserts, older ones raise ValueError;
+                # the engine restarting removes the socket for a moment)
+                raise EngineUnavailable(f"no Docker socket at {self._url}: {err!r}") from err
             try:
                 params = {"stdout": "1", "stderr": "1", "timestamps": "1",
                           "follow": "1" if follow else "0", "since": since}

@@ -10,6 +10,7 @@ same path against real containers is covered by tests/e2e.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -152,7 +153,9 @@ class Harness:
         self.loop = uvloop.new_event_loop()
         self.metrics = GatewayMetrics(lambda: EMPTY)
         self.known = {("openfaas-fn", "fn"), ("openfaas-fn", "none"), ("openfaas-fn", "flaky"),
-                      ("openfaas-fn", "late")}
+                      ("openfaas-fn", "late"), ("openfaas-fn", "dying")}
+        self.dropper_port = 0
+        self.dying_turn = 0
         self.dead_port = _closed_port()
         self.flaky_turn = 0
         self.suspects: list[tuple[str, int]] = []
@@ -161,6 +164,10 @@ class Harness:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
     def pick(self, key: tuple[str, str]) -> tuple[str, int] | None:
+        if key[1] == "dying":  # every other pick is a replica that takes the request and dies
+            self.dying_turn += 1
+            port = self.dropper_port if self.dying_turn % 2 else self.upstream.port
+            return ("127.0.0.1", port)
         if key[1] == "flaky":  # every other pick is a replica that refuses connections
             self.flaky_turn += 1
             port = self.dead_port if self.flaky_turn % 2 else self.upstream.port
@@ -174,8 +181,15 @@ class Harness:
         await asyncio.sleep(0.3)
         return ("127.0.0.1", self.upstream.port)
 
+    async def _drop(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(Exception):
+            await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
     async def _start(self) -> None:
         await self.upstream.start()
+        self.dropper = await asyncio.start_server(self._drop, "127.0.0.1", 0)
+        self.dropper_port = self.dropper.sockets[0].getsockname()[1]
         proxy = FunctionProxy(exists=lambda key: key in self.known, pick=self.pick,
                               metrics=self.metrics, timeout=1.0,
                               suspect=self.suspects.append, wait=self.wait)
@@ -196,6 +210,7 @@ class Harness:
         self.loop.close()
 
     async def _stop(self) -> None:
+        self.dropper.close()
         await self.server.stop(grace=1)
         await self.upstream.stop()
 
@@ -301,6 +316,20 @@ def test_a_refused_connection_is_retried_on_another_replica(gw: Harness) -> None
             r = client.post("/function/flaky", content=f"post {i}")
             assert r.status_code == 200 and r.text == f"post {i}"
     assert gw.suspects and set(gw.suspects) == {("127.0.0.1", gw.dead_port)}
+
+
+def test_a_replica_dying_with_the_request_replays_only_what_is_safe(gw: Harness) -> None:
+    # the request reached a replica that then closed the connection without answering
+    with httpx.Client(base_url=gw.url) as client:
+        gw.dying_turn = 0
+        assert client.get("/function/dying/x").status_code == 200  # replayed elsewhere
+        gw.dying_turn = 0
+        keyed = client.post("/function/dying", content=b"k", headers={"Idempotency-Key": "1"})
+        assert keyed.status_code == 200 and keyed.text == "k"
+        gw.dying_turn = 0
+        post = client.post("/function/dying", content=b"once")
+        assert post.status_code == 502  # it may have run: never sent twice
+    assert not gw.suspects  # the replica took the connection: not suspected of being gone
 
 
 def test_http_1_0_clients_get_close_delimited_or_kept_alive_answers(gw: Harness) -> None:
