@@ -883,6 +883,8 @@ class ClientConnection(_Outbox, asyncio.Protocol):
             self._drain.set_result(None)
 
     def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return  # closed by us (an error, a timeout): what still arrives is not read
         if self.parsing is None and not self.queue:
             # a new request is arriving on an idle connection: its headers must complete
             self._arm(self.server.limits.read_timeout, self._idle_timeout)
