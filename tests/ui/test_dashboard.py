@@ -216,3 +216,38 @@ def test_a_value_the_server_refuses_is_shown_at_its_field(
     shot("20-deploy-refused")
     assert head(gw) == before
     assert gw.client.get("/system/function/bad-value").status_code == 404
+
+
+def test_phone_width_and_keyboard_only(page: Any, shot: Any, ui_gateway: Gateway) -> None:
+    """At a phone's width nothing runs off the side; with the keyboard alone one can reach
+    the navigation, open the deploy form, fill it and be told what is wrong."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    for route in ("#/functions", "#/events", "#/stack", "#/deploy"):
+        page.goto(f"/ui/{route}")
+        page.wait_for_load_state("networkidle")
+        overflow = page.evaluate(
+            "() => document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, f"{route} is {overflow}px wider than the phone's screen"
+    shot("30-deploy-phone")
+
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto("/ui/#/functions")
+    expect(page.get_by_role("heading", name=re.compile("^Functions"))).to_be_visible()
+    # Tab until the "Deploy a function" link has the focus, then follow it with Enter
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement?.textContent?.trim()") == (
+                "Deploy a function"):
+            break
+    else:
+        pytest.fail("the deploy link cannot be reached with Tab")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Deploy a function")).to_be_visible()
+    page.get_by_label("Name", exact=True).focus()
+    page.keyboard.type("Bad_Name")
+    page.keyboard.press("Enter")  # submits the form from a text field
+    expect(page.locator("#f-service-error")).to_contain_text("is not a valid name")
+    # the focus ring is visible on the focused field (an outline or a box shadow)
+    ring = page.evaluate("""() => { const s = getComputedStyle(document.activeElement);
+        return s.outlineStyle !== 'none' || s.boxShadow !== 'none'; }""")
+    assert ring, "the focused element shows no focus indicator"
