@@ -130,7 +130,11 @@ for source in fixtures/functions/*/*.c; do
   [ -e "$source" ] || continue
   binary="$(dirname "$source")/$(basename "$(dirname "$source")").bin"
   if [ ! -x "$binary" ] || [ "$source" -nt "$binary" ]; then
-    command -v gcc >/dev/null 2>&1 || { note "installing gcc (for $source)"; apt-get install -y -qq gcc libc6-dev >/dev/null 2>&1 || die "gcc is missing: apt-get install gcc libc6-dev"; }
+    if ! command -v gcc >/dev/null 2>&1; then
+      note "installing gcc (for $source)"
+      { apt-get install -y -qq gcc libc6-dev || { apt-get update -qq && apt-get install -y -qq gcc libc6-dev; }; } \
+        >/tmp/docker-faas-apt.log 2>&1 || die "gcc is missing: apt-get install gcc libc6-dev (log: /tmp/docker-faas-apt.log)"
+    fi
     gcc -O2 -static -o "$binary" "$source" || die "compiling $source failed"
   fi
 done
