@@ -27,14 +27,20 @@ def settings(tmp_path) -> Settings:
 
 
 @pytest.fixture
-async def client(store, settings):
+def app(store, settings):
+    """The real app on the memory log, without an engine; its clock ticks one second per
+    reading from 2026-01-02T03:04:05Z and request ids are req-0, req-1, ..."""
     ticks, ids = itertools.count(), itertools.count()
     start = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    app = create_app(
+    return create_app(
         settings, store=store, docker=None,
         clock=lambda: start + timedelta(seconds=next(ticks)),
         new_id=lambda: f"req-{next(ids)}",
     )
+
+
+@pytest.fixture
+async def client(app):
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gw", auth=AUTH) as c:
         yield c

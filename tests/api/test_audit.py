@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import itertools
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-import httpx
 import jsonschema
 import pytest
 
@@ -410,22 +408,9 @@ def _audit_record_schema() -> dict:
 
 
 @pytest.fixture
-def app(store, settings):
-    from api.app import create_app
-    ticks, ids = itertools.count(), itertools.count()
-    start = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    return create_app(settings, store=store, docker=None,
-                      clock=lambda: start + timedelta(seconds=next(ticks)),
-                      new_id=lambda: f"f-{next(ids)}")
-
-
-@pytest.fixture
-async def own(app):
-    """A client of `app` (the conftest's `client` would build a second app)."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gw",
-                                 auth=("admin", "secret")) as c:
-        yield c
+def own(client):
+    """The conftest's client, named apart from the tests' own `client` variables."""
+    return client
 
 
 def subscribers(store) -> int:

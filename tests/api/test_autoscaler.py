@@ -4,19 +4,14 @@ for scale labels it could not use."""
 
 from __future__ import annotations
 
-import itertools
-from datetime import UTC, datetime, timedelta
-
 import httpx
 import pytest
 
-from api.app import create_app
 from api.autoscaler import ACTOR, Autoscaler
 from api.context import Gateway
 from api.wake import wake
 from events.model import FunctionSpec, stream_name
 from events.types import FunctionDeployed, FunctionScaled
-from tests.api.conftest import AUTH
 
 pytestmark = pytest.mark.anyio
 P = "com.openfaas.scale."
@@ -27,22 +22,6 @@ FN = "fn.openfaas-fn"
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
-
-
-@pytest.fixture
-async def app(store, settings):
-    ticks, ids = itertools.count(), itertools.count()
-    start = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    return create_app(settings, store=store, docker=None,
-                      clock=lambda: start + timedelta(seconds=next(ticks)),
-                      new_id=lambda: f"req-{next(ids)}")
-
-
-@pytest.fixture
-async def client(app):
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gw", auth=AUTH) as c:
-        yield c
 
 
 @pytest.fixture

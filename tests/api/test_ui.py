@@ -3,22 +3,18 @@ traffic samples, the replicas view without an engine, and the stack reader endpo
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import jsonschema
 import pytest
 
-from api.app import create_app
 from api.metrics import BUCKETS
 from api.openapi import document
 from api.samples import Samples, Totals, quantile, read_totals
 from api.ui_routes import UI_DIR
-from tests.api.conftest import AUTH
 
 pytestmark = pytest.mark.anyio
 
@@ -29,19 +25,8 @@ def anyio_backend():
 
 
 @pytest.fixture
-def app(store, settings):
-    ticks, ids = itertools.count(), itertools.count()
-    start = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    return create_app(settings, store=store, docker=None,
-                      clock=lambda: start + timedelta(seconds=next(ticks)),
-                      new_id=lambda: f"req-{next(ids)}")
-
-
-@pytest.fixture
-async def ui(app):
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gw", auth=AUTH) as c:
-        yield c
+def ui(client):
+    return client
 
 
 def check(response: httpx.Response, method: str, template: str) -> None:
