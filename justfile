@@ -15,11 +15,15 @@ setup:
     #!/usr/bin/env bash
     set -euo pipefail
     stamp="{{venv}}/.lock-hash"
-    want=$(cat requirements.lock requirements-dev.lock pyproject.toml | sha256sum | cut -d' ' -f1)
+    want=$(cat requirements.lock requirements-dev.lock pyproject.toml setup.py api/_relay.c | sha256sum | cut -d' ' -f1)
     if [ -x "{{py}}" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then exit 0; fi
     python3 -m venv "{{venv}}" 2>/dev/null || { apt-get install -y -qq python3-venv >/dev/null && python3 -m venv "{{venv}}"; }
     "{{py}}" -m pip install -q --disable-pip-version-check -r requirements.lock -r requirements-dev.lock
+    # the C part of the invocation path (api/_relay.c) wants a compiler; without one the
+    # install still succeeds and the gateway runs its pure-Python parser (slower)
+    command -v gcc >/dev/null || apt-get install -y -qq gcc >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq gcc >/dev/null 2>&1; } || echo "setup: no C compiler: api._relay not built, the gateway runs its pure-Python parser" >&2
     "{{py}}" -m pip install -q --disable-pip-version-check --no-deps -e .
+    "{{py}}" -c "import api._relay" 2>/dev/null || echo "setup: api._relay is not built: invocations use the pure-Python parser" >&2
     echo "$want" > "$stamp"
 
 # Bring up a Docker engine when none answers (installs docker.io as root on Debian).

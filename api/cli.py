@@ -52,7 +52,7 @@ async def _serve() -> int:
     # the protocol level, everything else through the app as ASGI. Metrics stay on uvicorn.
     gateway = FastServer(app, app.proxy, Limits(
         read_timeout=settings.read_timeout, keep_alive=settings.read_timeout,
-        max_body=settings.max_request_body))
+        max_body=settings.max_request_body), native=settings.native_relay)
     metrics = _Server(uvicorn.Config(
         create_metrics_app(app.gateway), port=settings.metrics_port, lifespan="off",
         host=settings.bind, log_level=settings.log_level.lower(), loop="uvloop",
@@ -68,8 +68,9 @@ async def _serve() -> int:
         await gateway.start(settings.bind, settings.gateway_port)
         metrics_task = asyncio.create_task(metrics.serve())
         logging.getLogger("docker_faas").info(
-            "gateway on :%d, metrics on :%d, state %s, instance %s", settings.gateway_port,
-            settings.metrics_port, settings.state_db_path, settings.instance)
+            "gateway on :%d, metrics on :%d, state %s, instance %s, invocation parser %s",
+            settings.gateway_port, settings.metrics_port, settings.state_db_path,
+            settings.instance, gateway.parser_name)
         await stopping.wait()
         await gateway.stop(grace=settings.write_timeout)
         metrics.should_exit = True

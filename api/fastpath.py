@@ -38,6 +38,11 @@ from urllib.parse import unquote
 import attrs
 import httptools
 
+try:  # built by `pip install -e .` (setup.py) where a C compiler is at hand
+    from api import _relay  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - the pure-Python path serves alone
+    _relay = None
+
 from api.proxy import _HOP_BY_HOP, _REPLAYABLE, METHODS, PREFIX, SERVED_BY, FunctionProxy
 from api.proxy import split_target as _split_target
 from api.upstream import Address
@@ -53,6 +58,7 @@ _MAX_PER_ADDRESS = 256  # connections open to one replica
 _MAX_IDLE_PER_ADDRESS = _MAX_PER_ADDRESS  # all may idle: closing some only to reopen churns
 _REASONS = {s.value: s.phrase.encode() for s in http.HTTPStatus}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_VERSIONS = (b"1.0", b"1.1")
 _SWEEP = 0.1  # seconds between two checks of every connection's deadlines
 _SERVED_BY_LINE = b"x-served-by: " + SERVED_BY + b"\r\n"
 # request headers the relay looks at (all hop-by-hop ones too, so the common case is one miss)
@@ -67,6 +73,27 @@ _SPECIAL = {
 }
 
 
+# What the first segment after /function/ means: (key, "name.namespace", host line), or
+# _NO_TARGET for a malformed name. A bounded cache: parsing a name costs more than a lookup.
+_Target = tuple[tuple[str, str], str, bytes]
+_NO_TARGET: _Target = (("", ""), "", b"")
+_TARGETS: dict[bytes, _Target] = {}
+_TARGETS_MAX = 4096
+
+
+def _target(segment: bytes) -> _Target:
+    parsed = _split_target(_FUNCTION + segment)
+    if parsed is None:
+        target = _NO_TARGET
+    else:
+        namespace, name, _ = parsed
+        target = ((namespace, name), f"{name}.{namespace}", b"host: %s\r\n" % name.encode())
+    if len(_TARGETS) >= _TARGETS_MAX:
+        _TARGETS.clear()
+    _TARGETS[segment] = target
+    return target
+
+
 @attrs.frozen
 class Limits:
     read_timeout: float = 60.0  # headers complete, and between body chunks
@@ -78,13 +105,20 @@ class Limits:
 def _call_id() -> bytes:
     """A random (version 4) UUID, made without a system call: uuid4() reads os.urandom on
     every request, and a call id needs to be unique, not unpredictable."""
-    text = b"%032x" % (getrandbits(128) & ~(0xF000 << 64) & ~(0xC << 60) | (0x4000 << 64)
-                       | (0x8 << 60))
-    return b"%s-%s-%s-%s-%s" % (text[:8], text[8:12], text[12:16], text[16:20], text[20:])
+    r = getrandbits(122)  # 32 + 16 + 12 + 14 + 48 random bits around the version and variant
+    return b"%08x-%04x-4%03x-%04x-%012x" % (r >> 90, (r >> 74) & 0xFFFF, (r >> 62) & 0xFFF,
+                                            0x8000 | (r >> 48) & 0x3FFF, r & 0xFFFFFFFFFFFF)
+
+
+_STATUS_LINES: dict[tuple[bytes, int], bytes] = {}  # bounded: 2 versions × 900 codes
 
 
 def _status_line(version: bytes, status: int) -> bytes:
-    return b"HTTP/%s %d %s\r\n" % (version, status, _REASONS.get(status, b"Unknown"))
+    line = _STATUS_LINES.get((version, status))
+    if line is None:
+        line = b"HTTP/%s %d %s\r\n" % (version, status, _REASONS.get(status, b"Unknown"))
+        _STATUS_LINES[(version, status)] = line
+    return line
 
 
 def _plain(status: int, message: str, extra: list[bytes] = (), *,  # type: ignore[assignment]
@@ -213,6 +247,7 @@ class Upstream(_Outbox, asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_only = False
+        self._fresh = True  # the parser has not been fed since the request was sent
         self._out: list[bytes] = []
 
     # asyncio callbacks
@@ -241,10 +276,20 @@ class Upstream(_Outbox, asyncio.Protocol):
         return None
 
     def data_received(self, data: bytes) -> None:
-        if self.exchange is None:
+        exchange = self.exchange
+        if exchange is None:
             self.close()  # an idle connection must not talk
             return
         server = self.pool.server
+        if self._fresh:
+            self._fresh = False
+            parse = server.parse_response
+            whole = parse(data) if parse is not None and not self._head_only else None
+            if whole is not None:  # a whole Content-Length answer, parsed by api._relay
+                self.exchange = None  # (one write to the client: not corked)
+                exchange.response_whole(whole[0], whole[2], whole[3])
+                self._done(exchange, whole[1], fresh_parser=False)
+                return
         outer = server.corked is None
         if outer:
             server.corked = []
@@ -301,8 +346,13 @@ class Upstream(_Outbox, asyncio.Protocol):
         if exchange is None:
             return
         exchange.response_end()
+        self._done(exchange, keep, fresh_parser=True)
+
+    def _done(self, exchange: FunctionExchange, keep: bool, *, fresh_parser: bool) -> None:
+        """The answer is complete: back to the pool if the connection can serve another."""
         if keep and self.open and exchange.body_done and not self.paused:
-            self._parser = httptools.HttpResponseParser(self)
+            if fresh_parser:
+                self._parser = httptools.HttpResponseParser(self)
             if self.transport is not None:
                 self.transport.resume_reading()
             self.pool.put(self)
@@ -314,6 +364,7 @@ class Upstream(_Outbox, asyncio.Protocol):
         self.exchange = exchange
         self._head_only = head_only
         self._headers = []
+        self._fresh = True
 
     def _server(self) -> FastServer:
         return self.pool.server
@@ -379,35 +430,46 @@ class FunctionExchange(_Exchange):
         self.task: asyncio.Task[None] | None = None
         self.key: tuple[str, str] = ("", "")
         self.function_name = ""
+        self.default_host = b""  # "host: <name>" for a request that came without one
         self.extra: list[bytes] = []
         self.head = b""
-        self.replayable = False
+        self.replayable: bool | int = False
         self.t0 = 0.0
 
-    def start(self) -> None:
-        client, proxy = self.client, self.client.server.proxy
+    def admit(self) -> bytes | None:
+        """The function's own path and query for this request, or None when it has been
+        answered here instead (404: no such function; 405: method not allowed)."""
+        client = self.client
         path, _, query = self.url.partition(b"?")
-        target = _split_target(path)
+        segment, _, suffix = path[len(_FUNCTION):].partition(b"/")
+        target = _TARGETS.get(segment)
         if target is None:
+            target = _target(segment)
+        if target is _NO_TARGET:
             client.reject(404, "404 page not found", keep_alive=self.keep_alive)
-            return
-        namespace, name, rest = target
-        self.key = (namespace, name)
-        self.function_name = f"{name}.{namespace}"
-        if not proxy.exists(self.key):
+            return None
+        self.key, self.function_name, self.default_host = target
+        if not client.server.proxy.exists(self.key):
             client.reject(404, f"error finding function {self.function_name}: not found",
                           keep_alive=self.keep_alive)
-            return
+            return None
         if self.method not in _METHODS:
             client.reject(405, f"method {self.method.decode('latin-1')} is not allowed",
                           [b"allow: " + b", ".join(m.encode() for m in sorted(METHODS))
                            + b"\r\n"], keep_alive=self.keep_alive)
+            return None
+        return b"/" + suffix + (b"?" + query if query else b"")
+
+    def start(self) -> None:
+        """The general path: the head as llhttp parsed it, header by header."""
+        client = self.client
+        target = self.admit()
+        if target is None:
             return
-        start_ns = time.time_ns()
-        self.t0 = time.perf_counter()
         call_id = host = b""
         length = -1
-        chunked = expect = forwarded_for = forwarded_host = idempotent = False
+        chunked = expect = False
+        flags = 0
         out: list[bytes] = []
         for key, value in self.headers:
             kind = _SPECIAL.get(key)
@@ -429,39 +491,60 @@ class FunctionExchange(_Exchange):
             elif kind == _EXPECT:
                 expect = value.lower() == b"100-continue"
             elif kind == _FORWARDED_FOR:
-                forwarded_for = True
+                flags |= 1
             elif kind == _FORWARDED_HOST:
-                forwarded_host = True
+                flags |= 2
             elif kind == _IDEMPOTENCY:
-                idempotent = True
+                flags |= 4
             if key not in _HOP_BY_HOP:
                 out.append(key + b": " + value + b"\r\n")
+        if chunked:
+            out.append(b"transfer-encoding: chunked\r\n")
+        self.chunked_up = chunked
+        self.forward(target, b"".join(out), length, call_id, host, flags, expect)
+
+    def start_whole(self, lines: bytes, body: bytes, length: int, call_id: bytes | None,
+                    host: bytes | None, flags: int) -> None:
+        """The common case, parsed whole by api._relay: a plain request with all its body."""
+        target = self.admit()
+        if target is None:
+            return
+        if body:
+            self.pending.append(body)
+            self.received = len(body)
+            self.replay = [body] if self.received <= _REPLAY_LIMIT else None
+        self.body_done = True
+        self.forward(target, lines, length, call_id or b"", host or b"", flags, False)
+
+    def forward(self, target: bytes, lines: bytes, length: int, call_id: bytes, host: bytes,
+                flags: int, expect: bool) -> None:
+        """Send the request on (`lines`: its own headers to pass on), with ours added:
+        X-Call-Id, X-Start-Time, X-Forwarded-For/Host, Host when the client sent none."""
+        client = self.client
         limit = client.server.limits.max_body
         if limit and length > limit:
             client.reject(413, f"request body of {length} bytes is larger than "
                           f"MAX_REQUEST_BODY ({limit} bytes)", keep_alive=False)
             return
-        extra = [b"x-start-time: %d\r\n" % start_ns, _SERVED_BY_LINE]
-        if not call_id:
-            call_id = _call_id()
-            out.append(b"x-call-id: " + call_id + b"\r\n")
-            extra.append(b"x-call-id: " + call_id + b"\r\n")
-        out.append(extra[0])
-        if not forwarded_for and client.forwarded_for:
-            out.append(client.forwarded_for)
+        self.t0 = time.perf_counter()
+        start = b"x-start-time: %d\r\n" % time.time_ns()
+        if call_id:
+            self.extra = [start, _SERVED_BY_LINE]
+            ours = start
+        else:
+            call_id = b"x-call-id: " + _call_id() + b"\r\n"
+            self.extra = [start, _SERVED_BY_LINE, call_id]
+            ours = call_id + start
+        if not flags & 1:
+            ours += client.forwarded_for
         if not host:
-            out.append(b"host: " + name.encode() + b"\r\n")
-        elif not forwarded_host:
-            out.append(b"x-forwarded-host: " + host + b"\r\n")
-        if chunked:
-            out.append(b"transfer-encoding: chunked\r\n")
-        self.chunked_up = chunked
-        self.extra = extra
-        target_bytes = rest + (b"?" + query if query else b"")
-        self.head = b"%s %s HTTP/1.1\r\n%s\r\n" % (self.method, target_bytes, b"".join(out))
-        self.replayable = self.method in _REPLAYABLE or idempotent
-        self.body_done = self.body_done or (length <= 0 and not chunked)
-        proxy.metrics.start(self.function_name)
+            ours += self.default_host
+        elif not flags & 2:
+            ours += b"x-forwarded-host: " + host + b"\r\n"
+        self.head = b"%s %s HTTP/1.1\r\n%s%s\r\n" % (self.method, target, lines, ours)
+        self.replayable = flags & 4 or self.method in _REPLAYABLE
+        self.body_done = self.body_done or (length <= 0 and not self.chunked_up)
+        client.server.proxy.metrics.start(self.function_name)
         if expect and not self.body_done:
             client.write(_CONTINUE)
         if self.body_done:
@@ -530,8 +613,9 @@ class FunctionExchange(_Exchange):
     def retry_or_fail(self, address: Address, reason: str, *, sent: bool) -> None:
         self.attempt += 1
         # re-sent only when that is safe: an idempotent method (or an idempotency key) whose
-        # whole body is still held; a POST that may have reached a replica is not repeated
-        can_replay = self.replayable and self.body_done and self.replay is not None
+        # body so far is all held (the rest, still arriving, follows to the new replica); a
+        # POST that may have reached a replica is not repeated
+        can_replay = self.replayable and self.replay is not None
         if self.attempt < _ATTEMPTS and not self.started and (not sent or can_replay):
             self.tried.add(address)
             if sent:
@@ -600,6 +684,23 @@ class FunctionExchange(_Exchange):
         self.client.write(b"".join(out))
         if self.client.paused_writing and self.upstream is not None:
             self.upstream.pause_reading()
+
+    def response_whole(self, status: int, lines: bytes, body: bytes) -> None:
+        """A whole answer with Content-Length (not to HEAD, not 1xx/204/304), from
+        api._relay: `lines` are its headers to pass on, lowercased, hop-by-hop ones left out."""
+        self.exec_deadline = 0.0
+        self.status = status
+        if not self.keep_alive:
+            tail = b"connection: close\r\n\r\n"
+        elif self.version == b"1.0":
+            tail = b"connection: keep-alive\r\n\r\n"
+        else:
+            tail = b"\r\n"
+        self.started = True
+        self.client.write(b"%s%s%s%s%s" % (_status_line(self.version, status), lines,
+                                           b"".join(self.extra), tail, body))
+        self.upstream = None
+        self.finish(self.keep_alive)
 
     def response_body(self, body: bytes) -> None:
         if self.chunked_down:
@@ -852,6 +953,7 @@ class ClientConnection(_Outbox, asyncio.Protocol):
         self.on_deadline: Callable[[], None] | None = None
         self.closed = False
         self.too_large = False
+        self.between = True  # the parser is between two requests (none begun)
         self._out: list[bytes] = []
 
     # asyncio callbacks
@@ -885,10 +987,16 @@ class ClientConnection(_Outbox, asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return  # closed by us (an error, a timeout): what still arrives is not read
-        if self.parsing is None and not self.queue:
-            # a new request is arriving on an idle connection: its headers must complete
-            self._arm(self.server.limits.read_timeout, self._idle_timeout)
         server = self.server
+        if self.between and not self.queue:
+            parse = server.parse_request
+            if parse is not None:
+                whole = parse(data, server.limits.max_header_bytes)
+                if whole is not None and whole[1].startswith(_FUNCTION):
+                    self._relay_whole(whole)  # (api._relay takes only the allowed methods)
+                    return
+            # a new request is arriving on an idle connection: its headers must complete
+            self._arm(server.limits.read_timeout, self._idle_timeout)
         outer = server.corked is None
         if outer:
             server.corked = []
@@ -897,6 +1005,15 @@ class ClientConnection(_Outbox, asyncio.Protocol):
         finally:
             if outer:
                 _flush_corked(server)
+
+    def _relay_whole(self, whole: tuple[Any, ...]) -> None:
+        """A whole plain invocation in one read, parsed by api._relay: no parser callbacks."""
+        method, target, minor, keep_alive, lines, body, length, call_id, host, flags = whole
+        self.deadline = 0.0
+        exchange = FunctionExchange(self, method, target, [], _VERSIONS[minor], keep_alive)
+        self.queue.append(exchange)
+        # not corked: this path writes once, the request to the replica (or an answer here)
+        exchange.start_whole(lines, body, length, call_id, host, flags)
 
     def _feed(self, data: bytes) -> None:
         try:
@@ -927,9 +1044,10 @@ class ClientConnection(_Outbox, asyncio.Protocol):
         if self._drain is not None and not self._drain.done():
             self._drain.set_result(None)
 
-    # httptools callbacks
-    # (no on_message_begin: the head's state is reset in on_headers_complete, and httptools
-    # skips a callback the protocol does not define)
+    # httptools callbacks (the head's state is reset in on_headers_complete)
+    def on_message_begin(self) -> None:
+        self.between = False
+
     def on_url(self, url: bytes) -> None:
         self.url += url
         self.header_bytes += len(url)
@@ -967,6 +1085,7 @@ class ClientConnection(_Outbox, asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         exchange, self.parsing = self.parsing, None
+        self.between = True
         self._disarm()
         if exchange is not None:
             exchange.on_body_end()
@@ -1050,8 +1169,8 @@ class ClientConnection(_Outbox, asyncio.Protocol):
     def _idle_timeout(self) -> None:
         if self.queue:
             return
-        if self.parsing is None and not self.url and not self.headers:
-            self._close()  # idle keep-alive connection
+        if self.between:
+            self._close()  # idle keep-alive connection: no request begun
         else:
             self.protocol_error(408, "request headers not received in time")
 
@@ -1085,10 +1204,20 @@ class _TooLarge(Exception):
 class FastServer:
     """Serves one port: invocations on the fast path, the rest through the ASGI app."""
 
-    def __init__(self, app: Any, proxy: FunctionProxy, limits: Limits) -> None:
+    def __init__(self, app: Any, proxy: FunctionProxy, limits: Limits, *,
+                 native: bool = True) -> None:
         self.app = app
         self.proxy = proxy
         self.limits = limits
+        # api._relay's whole-message parsers, unless absent or turned off (then llhttp alone)
+        use = native and _relay is not None
+        self.parse_request: Callable[[bytes, int], Any] | None = (
+            _relay.parse_request if use else None)
+        self.parse_response: Callable[[bytes], Any] | None = (
+            _relay.parse_response if use else None)
+        self.parser_name = ("api._relay (C) for whole messages, llhttp for the rest" if use
+                            else "llhttp" + (" (NATIVE_RELAY=false)" if _relay is not None
+                                             else " (api._relay is not built)"))
         self.pool = UpstreamPool(self, connect_timeout=proxy.pool.connect_timeout)
         self.connections: set[ClientConnection] = set()
         self._sweeper: asyncio.TimerHandle | None = None

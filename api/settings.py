@@ -74,6 +74,7 @@ class Settings:
     function_cpu_limit: str = ""  # for specs that ask no CPU limit; empty: none
     system_body_limit: int = 8 * 2**20  # bytes of a /system/ request body
     max_request_body: int = 256 * 2**20  # bytes of a /function/ request body
+    native_relay: bool = True  # api._relay's C parsers for whole small messages, if built
     auth_max_failures: int = 10  # failed logins from one address within the window → 429
     auth_failure_window: float = 60.0
 
@@ -188,6 +189,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         function_cpu_limit=_quantity(env, "FUNCTION_CPU_LIMIT", "", nano_cpus),
         system_body_limit=_int(env, "SYSTEM_BODY_LIMIT", 8 * 2**20, 1024, 2**31),
         max_request_body=_int(env, "MAX_REQUEST_BODY", 256 * 2**20, 1024, 2**40),
+        native_relay=_bool(env, "NATIVE_RELAY", True),
         auth_max_failures=_int(env, "AUTH_MAX_FAILURES", 10, 1, 10**6),
         auth_failure_window=_duration(env, "AUTH_FAILURE_WINDOW", 60.0),
     )

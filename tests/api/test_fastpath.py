@@ -5,6 +5,9 @@ talk to the gateway with raw sockets (to send exactly the bytes they mean, malfo
 included) or httpx. The upstream stands in for a replica: it echoes, streams, redirects,
 stalls and counts, so every rule of the data path can be checked without an engine. The
 same path against real containers is covered by tests/e2e.
+
+Every test runs twice: with api._relay's C parsers for whole plain messages (the default
+where the extension is built) and with llhttp alone (NATIVE_RELAY=false).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -147,6 +151,18 @@ class Upstream:
 # ---- the gateway under test -------------------------------------------------------------------
 
 
+NATIVE = True  # set per module run by the `relay` fixture below
+
+
+@pytest.fixture(scope="module", autouse=True, params=[True, False],
+                ids=["c-relay", "llhttp-only"])
+def relay(request: pytest.FixtureRequest) -> Iterator[bool]:
+    global NATIVE
+    NATIVE = request.param
+    yield NATIVE
+    NATIVE = True
+
+
 class Harness:
     def __init__(self, **limits: Any) -> None:
         self.upstream = Upstream()
@@ -193,7 +209,7 @@ class Harness:
         proxy = FunctionProxy(exists=lambda key: key in self.known, pick=self.pick,
                               metrics=self.metrics, timeout=1.0,
                               suspect=self.suspects.append, wait=self.wait)
-        self.server = FastServer(_NotFoundApp(), proxy, self.limits)
+        self.server = FastServer(_NotFoundApp(), proxy, self.limits, native=NATIVE)
         await self.server.start("127.0.0.1", 0)
         assert self.server._server is not None
         self.port = self.server._server.sockets[0].getsockname()[1]
@@ -286,7 +302,8 @@ def test_round_trip_with_headers_both_ways(gw: Harness) -> None:
         assert "x-call-id: call-1" in head.lower() and "x-forwarded-for: 127.0.0.1:" in head
         assert "connection" not in head.lower().replace("x-forwarded", "")
         generated = client.get("/function/fn")
-        assert len(generated.headers["x-call-id"]) == 36
+        call_id = uuid.UUID(generated.headers["x-call-id"])
+        assert call_id.version == 4 and str(call_id) == generated.headers["x-call-id"]
     started = gw.metrics.started_counts()["fn.openfaas-fn"]
     assert started == 2 and gw.metrics.invocation_count("fn.openfaas-fn") == 2.0
 
@@ -325,7 +342,7 @@ def test_a_replica_dying_with_the_request_replays_only_what_is_safe(gw: Harness)
         assert client.get("/function/dying/x").status_code == 200  # replayed elsewhere
         gw.dying_turn = 0
         keyed = client.post("/function/dying", content=b"k", headers={"Idempotency-Key": "1"})
-        assert keyed.status_code == 200 and keyed.text == "k"
+        assert keyed.status_code == 200 and keyed.text == "k", keyed.text
         gw.dying_turn = 0
         post = client.post("/function/dying", content=b"once")
         assert post.status_code == 502  # it may have run: never sent twice
@@ -463,6 +480,22 @@ def test_slow_clients_are_timed_out() -> None:
         slow.stop()
 
 
+def test_a_head_trickled_a_byte_at_a_time_is_cut_off_at_the_read_timeout() -> None:
+    # each byte arrives well within the timeout, but the head as a whole does not
+    slow = Harness(read_timeout=0.5, keep_alive=0.5).start()
+    try:
+        with socket.create_connection(("127.0.0.1", slow.port), timeout=5) as sock:
+            started = time.monotonic()
+            with contextlib.suppress(OSError):
+                for byte in b"GET /function/fn HTTP/1.1\r\nhost: x\r\nx-slow: " + b"a" * 40:
+                    sock.send(bytes([byte]))
+                    time.sleep(0.05)
+            answer = read_all(sock)
+        assert status_of(answer) == 408 and time.monotonic() - started < 2.0
+    finally:
+        slow.stop()
+
+
 def test_a_client_that_stops_reading_pauses_the_replica(gw: Harness) -> None:
     with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
@@ -529,7 +562,7 @@ def mangled(draw: st.DrawFn) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def fuzz_gw() -> Iterator[Harness]:
+def fuzz_gw(relay: bool) -> Iterator[Harness]:
     harness = Harness(read_timeout=0.3, keep_alive=0.3).start()
     yield harness
     harness.stop()

@@ -1,0 +1,333 @@
+/* api._relay: the invocation path's common case in one C call per message.
+ *
+ * Most invocations are one small request that arrives whole in one read, answered by one
+ * small Content-Length response that arrives whole in one read. For those, the Python relay
+ * (api/fastpath.py) spent ~10 µs per request running parser callbacks and rebuilding header
+ * lines; here one call checks the whole message and returns its rewritten header lines.
+ *
+ * The grammar accepted is a strict subset of HTTP/1.1 (RFC 9112): anything outside it, or
+ * anything the relay treats specially (a method an invocation may not use, Transfer-Encoding,
+ * Expect, Upgrade, Proxy-Connection, a Connection header other than close/keep-alive, a
+ * repeated Content-Length, Host or X-Call-Id, obs-fold,
+ * obs-text, a bare LF, a partial or pipelined message, a head over the size limit, 1xx, 204,
+ * 304), returns None and the caller hands the same bytes to llhttp (httptools), which decides.
+ * So this code never accepts what llhttp would refuse; tests/unit/test_relay.py checks that
+ * property against httptools on generated and hand-written messages.
+ *
+ * parse_request(data: bytes, max_head: int) -> None | (method, target, minor, keep_alive,
+ *     lines, body, content_length, call_id, host, flags)
+ * parse_response(data: bytes) -> None | (status, keep_alive, lines, body)
+ *
+ * `lines` are the headers to pass on, hop-by-hop ones left out, each as
+ * "lowercased-name: value\r\n"; `content_length` is -1 when absent; `call_id` and `host` are
+ * None when absent; flags: 1 X-Forwarded-For present, 2 X-Forwarded-Host present,
+ * 4 an idempotency key present.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+#define TOKEN 1  /* tchar (RFC 9110 5.6.2) */
+#define VCHAR 2  /* field-value octet we accept: VCHAR, SP, HTAB (no obs-text) */
+#define TCHAR 4  /* request-target octet: VCHAR except '#' */
+static unsigned char cls[256];
+
+static void init_classes(void) {
+    const char *special = "!#$%&'*+-.^_`|~";
+    for (int c = '0'; c <= '9'; c++) cls[c] |= TOKEN;
+    for (int c = 'a'; c <= 'z'; c++) cls[c] |= TOKEN;
+    for (int c = 'A'; c <= 'Z'; c++) cls[c] |= TOKEN;
+    for (const char *p = special; *p; p++) cls[(unsigned char)*p] |= TOKEN;
+    for (int c = 0x20; c <= 0x7e; c++) cls[c] |= VCHAR;
+    cls['\t'] |= VCHAR;
+    for (int c = 0x21; c <= 0x7e; c++) cls[c] |= TCHAR;
+    cls['#'] &= (unsigned char)~TCHAR;
+}
+
+/* What a header name means to the relay. */
+enum kind {
+    K_PLAIN, K_HOP, K_CONNECTION, K_CONTENT_LENGTH, K_BAIL, K_CALL_ID, K_HOST,
+    K_FORWARDED_FOR, K_FORWARDED_HOST, K_IDEMPOTENCY,
+};
+
+static int eq(const char *lower, size_t n, const char *name) {
+    return strlen(name) == n && memcmp(lower, name, n) == 0;
+}
+
+/* `lower` is the name already lowercased, `n` its length. */
+static enum kind classify(const char *lower, size_t n, int request) {
+    switch (n) {
+    case 2: if (eq(lower, n, "te")) return K_HOP; break;
+    case 4: if (request && eq(lower, n, "host")) return K_HOST; break;
+    case 6: if (eq(lower, n, "expect")) return K_BAIL; break;
+    case 7:
+        if (eq(lower, n, "upgrade")) return K_BAIL;
+        if (eq(lower, n, "trailer")) return K_HOP;
+        break;
+    case 9: if (request && eq(lower, n, "x-call-id")) return K_CALL_ID; break;
+    case 10:
+        if (eq(lower, n, "connection")) return K_CONNECTION;
+        if (eq(lower, n, "keep-alive")) return K_HOP;
+        break;
+    case 14: if (eq(lower, n, "content-length")) return K_CONTENT_LENGTH; break;
+    case 15:
+        if (request && eq(lower, n, "x-forwarded-for")) return K_FORWARDED_FOR;
+        if (request && eq(lower, n, "idempotency-key")) return K_IDEMPOTENCY;
+        break;
+    case 16:
+        /* llhttp reads it like Connection for keep-alive: its business */
+        if (eq(lower, n, "proxy-connection")) return K_BAIL;
+        if (request && eq(lower, n, "x-forwarded-host")) return K_FORWARDED_HOST;
+        break;
+    case 17:
+        if (eq(lower, n, "transfer-encoding")) return K_BAIL;
+        if (request && eq(lower, n, "x-idempotency-key")) return K_IDEMPOTENCY;
+        break;
+    case 18: if (eq(lower, n, "proxy-authenticate")) return K_HOP; break;
+    case 19: if (eq(lower, n, "proxy-authorization")) return K_HOP; break;
+    }
+    return K_PLAIN;
+}
+
+static int ieq(const char *p, size_t n, const char *word) {
+    return strlen(word) == n && strncasecmp(p, word, n) == 0;
+}
+
+/* The parsed head of one message. */
+struct head {
+    const char *data;
+    size_t len;            /* bytes in data */
+    size_t end;            /* offset just past the blank line */
+    long long content_length;  /* -1: absent */
+    int connection;        /* 0 absent, 1 close, 2 keep-alive */
+    const char *call_id, *host;
+    size_t call_id_len, host_len;
+    int flags;
+    char *out;             /* rewritten header lines */
+    size_t out_len;
+};
+
+/* Parses the header block starting at `p`; fills `h`. Returns 0, or -1 to hand over.
+ * `counted` starts at the target's length and adds name + value + 4 per header, the way the
+ * general path counts a head against its limit; either measure over `max_head` hands over. */
+static int parse_fields(struct head *h, const char *p, int request, size_t max_head,
+                        size_t counted) {
+    const char *end = h->data + (h->len < max_head ? h->len : max_head);
+    char *o = h->out;
+    for (;;) {
+        if (end - p < 2) return -1;
+        if (p[0] == '\r') {
+            if (p[1] != '\n') return -1;
+            h->end = (size_t)(p + 2 - h->data);
+            h->out_len = (size_t)(o - h->out);
+            return 0;
+        }
+        const char *name = p;
+        while (p < end && (cls[(unsigned char)*p] & TOKEN)) p++;
+        size_t name_len = (size_t)(p - name);
+        if (name_len == 0 || name_len > 64 || p >= end || *p != ':') return -1;
+        p++;
+        while (p < end && (*p == ' ' || *p == '\t')) p++;
+        const char *value = p;
+        while (p < end && (cls[(unsigned char)*p] & VCHAR)) p++;
+        if (end - p < 2 || p[0] != '\r' || p[1] != '\n') return -1;
+        size_t value_len = (size_t)(p - value);
+        if (value_len && (value[value_len - 1] == ' ' || value[value_len - 1] == '\t'))
+            return -1;  /* trailing whitespace: llhttp's business */
+        p += 2;
+        if (p < end && (*p == ' ' || *p == '\t')) return -1;  /* obs-fold */
+        counted += name_len + value_len + 4;
+        if (counted > max_head) return -1;
+
+        char lower[64];
+        for (size_t i = 0; i < name_len; i++) {
+            char c = name[i];
+            lower[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+        }
+        enum kind kind = classify(lower, name_len, request);
+        switch (kind) {
+        case K_BAIL:
+            return -1;
+        case K_HOP:
+            continue;
+        case K_CONNECTION:
+            if (h->connection) return -1;
+            if (ieq(value, value_len, "close")) h->connection = 1;
+            else if (ieq(value, value_len, "keep-alive")) h->connection = 2;
+            else return -1;
+            continue;
+        case K_CONTENT_LENGTH: {
+            if (h->content_length >= 0 || value_len == 0 || value_len > 15) return -1;
+            long long n = 0;
+            for (size_t i = 0; i < value_len; i++) {
+                if (value[i] < '0' || value[i] > '9') return -1;
+                n = n * 10 + (value[i] - '0');
+            }
+            h->content_length = n;
+            break;
+        }
+        case K_CALL_ID:
+            if (h->call_id) return -1;
+            h->call_id = value;
+            h->call_id_len = value_len;
+            break;
+        case K_HOST:
+            if (h->host) return -1;
+            h->host = value;
+            h->host_len = value_len;
+            break;
+        case K_FORWARDED_FOR: h->flags |= 1; break;
+        case K_FORWARDED_HOST: h->flags |= 2; break;
+        case K_IDEMPOTENCY: h->flags |= 4; break;
+        case K_PLAIN: break;
+        }
+        memcpy(o, lower, name_len);
+        o += name_len;
+        *o++ = ':';
+        *o++ = ' ';
+        memcpy(o, value, value_len);
+        o += value_len;
+        *o++ = '\r';
+        *o++ = '\n';
+    }
+}
+
+/* The message's body: all that follows the head, which must be exactly Content-Length. */
+static PyObject *whole_body(struct head *h) {
+    size_t have = h->len - h->end;
+    size_t want = h->content_length < 0 ? 0 : (size_t)h->content_length;
+    if (have != want) return NULL;
+    return PyBytes_FromStringAndSize(h->data + h->end, (Py_ssize_t)have);
+}
+
+static int begin(struct head *h, Py_buffer *buf) {
+    memset(h, 0, sizeof *h);
+    h->data = buf->buf;
+    h->len = (size_t)buf->len;
+    h->content_length = -1;
+    /* each line "name:value\r\n" becomes at most one byte longer ("name: value\r\n") */
+    h->out = PyMem_Malloc(h->len * 2 + 16);
+    return h->out ? 0 : -1;
+}
+
+/* The methods an invocation may use; others (405, or llhttp's 400) take the general path. */
+static int forwarded_method(const char *m, size_t n) {
+    static const char *const names[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
+                                        "HEAD"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (strlen(names[i]) == n && memcmp(m, names[i], n) == 0) return 1;
+    return 0;
+}
+
+static PyObject *parse_request(PyObject *self, PyObject *args) {
+    Py_buffer buf;
+    Py_ssize_t max_head;
+    if (!PyArg_ParseTuple(args, "y*n", &buf, &max_head)) return NULL;
+    struct head h;
+    PyObject *result = NULL;
+    if (begin(&h, &buf) < 0) {
+        PyBuffer_Release(&buf);
+        return PyErr_NoMemory();
+    }
+    const char *p = h.data, *end = h.data + h.len;
+    const char *method = p;
+    while (p < end && *p >= 'A' && *p <= 'Z') p++;
+    size_t method_len = (size_t)(p - method);
+    if (!forwarded_method(method, method_len) || p >= end || *p != ' ') goto hand_over;
+    p++;
+    const char *target = p;
+    while (p < end && (cls[(unsigned char)*p] & TCHAR)) p++;
+    size_t target_len = (size_t)(p - target);
+    if (target_len == 0 || *target != '/' || end - p < 11) goto hand_over;
+    if (memcmp(p, " HTTP/1.", 8) != 0 || (p[8] != '0' && p[8] != '1') || p[9] != '\r' ||
+        p[10] != '\n')
+        goto hand_over;
+    int minor = p[8] - '0';
+    p += 11;
+    if (max_head < 0 || parse_fields(&h, p, 1, (size_t)max_head, target_len) < 0) goto hand_over;
+    int keep_alive = minor == 1 ? h.connection != 1 : h.connection == 2;
+    PyObject *body = whole_body(&h);
+    if (body == NULL) goto hand_over;
+    PyObject *call_id = h.call_id
+        ? PyBytes_FromStringAndSize(h.call_id, (Py_ssize_t)h.call_id_len)
+        : Py_NewRef(Py_None);
+    PyObject *host = h.host ? PyBytes_FromStringAndSize(h.host, (Py_ssize_t)h.host_len)
+                            : Py_NewRef(Py_None);
+    if (call_id && host)
+        result = Py_BuildValue("(y#y#iOy#NLNNi)", method, (Py_ssize_t)method_len, target,
+                               (Py_ssize_t)target_len, minor, keep_alive ? Py_True : Py_False,
+                               h.out, (Py_ssize_t)h.out_len, body, h.content_length, call_id,
+                               host, h.flags);
+    else {
+        Py_XDECREF(call_id);
+        Py_XDECREF(host);
+        Py_DECREF(body);
+    }
+    PyMem_Free(h.out);
+    PyBuffer_Release(&buf);
+    return result;
+hand_over:
+    PyMem_Free(h.out);
+    PyBuffer_Release(&buf);
+    Py_RETURN_NONE;
+}
+
+static PyObject *parse_response(PyObject *self, PyObject *args) {
+    Py_buffer buf;
+    if (!PyArg_ParseTuple(args, "y*", &buf)) return NULL;
+    struct head h;
+    PyObject *result = NULL;
+    if (begin(&h, &buf) < 0) {
+        PyBuffer_Release(&buf);
+        return PyErr_NoMemory();
+    }
+    const char *p = h.data, *end = h.data + h.len;
+    if (end - p < 13 || memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') ||
+        p[8] != ' ')
+        goto hand_over;
+    int minor = p[7] - '0';
+    p += 9;
+    int status = 0;
+    for (int i = 0; i < 3; i++) {
+        if (p[i] < '0' || p[i] > '9') goto hand_over;
+        status = status * 10 + (p[i] - '0');
+    }
+    /* 1xx and bodiless answers keep to the general path, as does anything odd */
+    if (status < 200 || status > 599 || status == 204 || status == 304 || p[3] != ' ')
+        goto hand_over;
+    p += 4;
+    while (p < end && (cls[(unsigned char)*p] & VCHAR)) p++;
+    if (end - p < 2 || p[0] != '\r' || p[1] != '\n') goto hand_over;
+    p += 2;
+    if (parse_fields(&h, p, 0, (size_t)-1, 0) < 0 || h.content_length < 0) goto hand_over;
+    int keep_alive = minor == 1 ? h.connection != 1 : h.connection == 2;
+    PyObject *body = whole_body(&h);
+    if (body == NULL) goto hand_over;
+    result = Py_BuildValue("(iOy#N)", status, keep_alive ? Py_True : Py_False, h.out,
+                           (Py_ssize_t)h.out_len, body);
+    PyMem_Free(h.out);
+    PyBuffer_Release(&buf);
+    return result;
+hand_over:
+    PyMem_Free(h.out);
+    PyBuffer_Release(&buf);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"parse_request", parse_request, METH_VARARGS,
+     "parse_request(data, max_head) -> tuple or None: one whole, plain request."},
+    {"parse_response", parse_response, METH_VARARGS,
+     "parse_response(data) -> tuple or None: one whole Content-Length response."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "api._relay",
+    "The invocation path's common case in C; see api/fastpath.py.", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__relay(void) {
+    init_classes();
+    return PyModule_Create(&module);
+}
