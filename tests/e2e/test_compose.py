@@ -192,6 +192,8 @@ def test_compose_runs_restarts_and_keeps_state(stack: Stack) -> None:
     assert uid_line.split()[1:] == [UID] * 4, uid_line
     socket_gid = str(os.stat("/var/run/docker.sock").st_gid)
     assert socket_gid in docker("exec", cid, "id", "-G").split()
+    # the image carries the C relay built on the host (same Python minor version)
+    assert "invocation parser api._relay (C)" in stack.logs()
 
     # the credentials come from the compose secret (the generated password file)
     password = stack.password_file.read_text().strip()
