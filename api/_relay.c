@@ -192,97 +192,129 @@ static int parse_fields(struct head *h, const char *p, int request, size_t max_h
     }
 }
 
-/* The message's body: all that follows the head, which must be exactly Content-Length. */
-static PyObject *whole_body(struct head *h) {
-    size_t have = h->len - h->end;
-    size_t want = h->content_length < 0 ? 0 : (size_t)h->content_length;
-    if (have != want) return NULL;
-    return PyBytes_FromStringAndSize(h->data + h->end, (Py_ssize_t)have);
-}
-
-static int begin(struct head *h, Py_buffer *buf) {
+/* `stack` holds the rewritten lines of a small head; a larger one gets a buffer of its own
+ * (each line "name:value\r\n" becomes at most one byte longer: "name: value\r\n"). */
+#define STACK_OUT 8192
+static int begin(struct head *h, Py_buffer *buf, char *stack) {
     memset(h, 0, sizeof *h);
     h->data = buf->buf;
     h->len = (size_t)buf->len;
     h->content_length = -1;
-    /* each line "name:value\r\n" becomes at most one byte longer ("name: value\r\n") */
-    h->out = PyMem_Malloc(h->len * 2 + 16);
+    h->out = h->len * 2 + 16 <= STACK_OUT ? stack : PyMem_Malloc(h->len * 2 + 16);
     return h->out ? 0 : -1;
 }
 
-/* The methods an invocation may use; others (405, or llhttp's 400) take the general path. */
-static int forwarded_method(const char *m, size_t n) {
-    static const char *const names[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
-                                        "HEAD"};
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (strlen(names[i]) == n && memcmp(m, names[i], n) == 0) return 1;
-    return 0;
+static void end(struct head *h, Py_buffer *buf, char *stack) {
+    if (h->out != stack) PyMem_Free(h->out);
+    PyBuffer_Release(buf);
 }
 
-static PyObject *parse_request(PyObject *self, PyObject *args) {
+/* One positional bytes-like argument (and an optional integer) without PyArg_ParseTuple. */
+static int arguments(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want,
+                     Py_buffer *buf, Py_ssize_t *number) {
+    if (nargs != want) {
+        PyErr_Format(PyExc_TypeError, "expected %zd arguments, got %zd", want, nargs);
+        return -1;
+    }
+    if (want == 2) {
+        *number = PyLong_AsSsize_t(args[1]);
+        if (*number == -1 && PyErr_Occurred()) return -1;
+    }
+    return PyObject_GetBuffer(args[0], buf, PyBUF_SIMPLE);
+}
+
+/* A tuple from new references; NULL (and all released) if any is NULL. */
+static PyObject *pack(Py_ssize_t n, PyObject **items) {
+    PyObject *tuple = NULL;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (items[i] == NULL) goto fail;
+    tuple = PyTuple_New(n);
+    if (tuple == NULL) goto fail;
+    for (Py_ssize_t i = 0; i < n; i++) PyTuple_SET_ITEM(tuple, i, items[i]);
+    return tuple;
+fail:
+    for (Py_ssize_t i = 0; i < n; i++) Py_XDECREF(items[i]);
+    return NULL;
+}
+
+static PyObject *bytes_or_none(const char *p, size_t n) {
+    return p ? PyBytes_FromStringAndSize(p, (Py_ssize_t)n) : Py_NewRef(Py_None);
+}
+
+/* The methods an invocation may use; others (405, or llhttp's 400) take the general path. */
+#define METHODS 7
+static const char *const method_names[METHODS] = {"GET", "POST", "PUT", "PATCH", "DELETE",
+                                                  "OPTIONS", "HEAD"};
+static PyObject *method_objects[METHODS];  /* the same bytes object every time */
+
+static int forwarded_method(const char *m, size_t n) {
+    for (int i = 0; i < METHODS; i++)
+        if (strlen(method_names[i]) == n && memcmp(m, method_names[i], n) == 0) return i;
+    return -1;
+}
+
+static PyObject *parse_request(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
     Py_buffer buf;
-    Py_ssize_t max_head;
-    if (!PyArg_ParseTuple(args, "y*n", &buf, &max_head)) return NULL;
+    Py_ssize_t max_head = 0;
+    char stack[STACK_OUT];
+    if (arguments(args, nargs, 2, &buf, &max_head) < 0) return NULL;
     struct head h;
-    PyObject *result = NULL;
-    if (begin(&h, &buf) < 0) {
+    if (begin(&h, &buf, stack) < 0) {
         PyBuffer_Release(&buf);
         return PyErr_NoMemory();
     }
-    const char *p = h.data, *end = h.data + h.len;
+    const char *p = h.data, *end_ = h.data + h.len;
     const char *method = p;
-    while (p < end && *p >= 'A' && *p <= 'Z') p++;
-    size_t method_len = (size_t)(p - method);
-    if (!forwarded_method(method, method_len) || p >= end || *p != ' ') goto hand_over;
+    while (p < end_ && *p >= 'A' && *p <= 'Z') p++;
+    int m = forwarded_method(method, (size_t)(p - method));
+    if (m < 0 || p >= end_ || *p != ' ') goto hand_over;
     p++;
     const char *target = p;
-    while (p < end && (cls[(unsigned char)*p] & TCHAR)) p++;
+    while (p < end_ && (cls[(unsigned char)*p] & TCHAR)) p++;
     size_t target_len = (size_t)(p - target);
-    if (target_len == 0 || *target != '/' || end - p < 11) goto hand_over;
+    if (target_len == 0 || *target != '/' || end_ - p < 11) goto hand_over;
     if (memcmp(p, " HTTP/1.", 8) != 0 || (p[8] != '0' && p[8] != '1') || p[9] != '\r' ||
         p[10] != '\n')
         goto hand_over;
     int minor = p[8] - '0';
     p += 11;
-    if (max_head < 0 || parse_fields(&h, p, 1, (size_t)max_head, target_len) < 0) goto hand_over;
+    if (max_head < 0 || parse_fields(&h, p, 1, (size_t)max_head, target_len) < 0)
+        goto hand_over;
+    size_t want = h.content_length < 0 ? 0 : (size_t)h.content_length;
+    if (h.len - h.end != want) goto hand_over;  /* partial, or more after it */
     int keep_alive = minor == 1 ? h.connection != 1 : h.connection == 2;
-    PyObject *body = whole_body(&h);
-    if (body == NULL) goto hand_over;
-    PyObject *call_id = h.call_id
-        ? PyBytes_FromStringAndSize(h.call_id, (Py_ssize_t)h.call_id_len)
-        : Py_NewRef(Py_None);
-    PyObject *host = h.host ? PyBytes_FromStringAndSize(h.host, (Py_ssize_t)h.host_len)
-                            : Py_NewRef(Py_None);
-    if (call_id && host)
-        result = Py_BuildValue("(y#y#iOy#NLNNi)", method, (Py_ssize_t)method_len, target,
-                               (Py_ssize_t)target_len, minor, keep_alive ? Py_True : Py_False,
-                               h.out, (Py_ssize_t)h.out_len, body, h.content_length, call_id,
-                               host, h.flags);
-    else {
-        Py_XDECREF(call_id);
-        Py_XDECREF(host);
-        Py_DECREF(body);
-    }
-    PyMem_Free(h.out);
-    PyBuffer_Release(&buf);
-    return result;
+    PyObject *items[10] = {
+        Py_NewRef(method_objects[m]),
+        PyBytes_FromStringAndSize(target, (Py_ssize_t)target_len),
+        PyLong_FromLong(minor),
+        Py_NewRef(keep_alive ? Py_True : Py_False),
+        PyBytes_FromStringAndSize(h.out, (Py_ssize_t)h.out_len),
+        PyBytes_FromStringAndSize(h.data + h.end, (Py_ssize_t)want),
+        PyLong_FromLongLong(h.content_length),
+        bytes_or_none(h.call_id, h.call_id_len),
+        bytes_or_none(h.host, h.host_len),
+        PyLong_FromLong(h.flags),
+    };
+    end(&h, &buf, stack);
+    return pack(10, items);
 hand_over:
-    PyMem_Free(h.out);
-    PyBuffer_Release(&buf);
+    end(&h, &buf, stack);
     Py_RETURN_NONE;
 }
 
-static PyObject *parse_response(PyObject *self, PyObject *args) {
+static PyObject *parse_response(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
     Py_buffer buf;
-    if (!PyArg_ParseTuple(args, "y*", &buf)) return NULL;
+    char stack[STACK_OUT];
+    if (arguments(args, nargs, 1, &buf, NULL) < 0) return NULL;
     struct head h;
-    PyObject *result = NULL;
-    if (begin(&h, &buf) < 0) {
+    if (begin(&h, &buf, stack) < 0) {
         PyBuffer_Release(&buf);
         return PyErr_NoMemory();
     }
-    const char *p = h.data, *end = h.data + h.len;
-    if (end - p < 13 || memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') ||
+    const char *p = h.data, *end_ = h.data + h.len;
+    if (end_ - p < 13 || memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') ||
         p[8] != ' ')
         goto hand_over;
     int minor = p[7] - '0';
@@ -296,28 +328,29 @@ static PyObject *parse_response(PyObject *self, PyObject *args) {
     if (status < 200 || status > 599 || status == 204 || status == 304 || p[3] != ' ')
         goto hand_over;
     p += 4;
-    while (p < end && (cls[(unsigned char)*p] & VCHAR)) p++;
-    if (end - p < 2 || p[0] != '\r' || p[1] != '\n') goto hand_over;
+    while (p < end_ && (cls[(unsigned char)*p] & VCHAR)) p++;
+    if (end_ - p < 2 || p[0] != '\r' || p[1] != '\n') goto hand_over;
     p += 2;
     if (parse_fields(&h, p, 0, (size_t)-1, 0) < 0 || h.content_length < 0) goto hand_over;
+    if (h.len - h.end != (size_t)h.content_length) goto hand_over;
     int keep_alive = minor == 1 ? h.connection != 1 : h.connection == 2;
-    PyObject *body = whole_body(&h);
-    if (body == NULL) goto hand_over;
-    result = Py_BuildValue("(iOy#N)", status, keep_alive ? Py_True : Py_False, h.out,
-                           (Py_ssize_t)h.out_len, body);
-    PyMem_Free(h.out);
-    PyBuffer_Release(&buf);
-    return result;
+    PyObject *items[4] = {
+        PyLong_FromLong(status),
+        Py_NewRef(keep_alive ? Py_True : Py_False),
+        PyBytes_FromStringAndSize(h.out, (Py_ssize_t)h.out_len),
+        PyBytes_FromStringAndSize(h.data + h.end, (Py_ssize_t)h.content_length),
+    };
+    end(&h, &buf, stack);
+    return pack(4, items);
 hand_over:
-    PyMem_Free(h.out);
-    PyBuffer_Release(&buf);
+    end(&h, &buf, stack);
     Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
-    {"parse_request", parse_request, METH_VARARGS,
+    {"parse_request", (PyCFunction)(void (*)(void))parse_request, METH_FASTCALL,
      "parse_request(data, max_head) -> tuple or None: one whole, plain request."},
-    {"parse_response", parse_response, METH_VARARGS,
+    {"parse_response", (PyCFunction)(void (*)(void))parse_response, METH_FASTCALL,
      "parse_response(data) -> tuple or None: one whole Content-Length response."},
     {NULL, NULL, 0, NULL},
 };
@@ -329,5 +362,9 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__relay(void) {
     init_classes();
+    for (int i = 0; i < METHODS; i++)
+        if (method_objects[i] == NULL &&
+            (method_objects[i] = PyBytes_FromString(method_names[i])) == NULL)
+            return NULL;
     return PyModule_Create(&module);
 }

@@ -166,7 +166,9 @@ class FunctionProxy:
         out.append(b"x-start-time: " + start_header + b"\r\n")
         client = scope.get("client")
         if client and not any(h.startswith(b"x-forwarded-for:") for h in out):
-            out.append(b"x-forwarded-for: %s:%d\r\n" % (client[0].encode(), client[1]))
+            # (the ASGI spec's port is an int; granian gives a str: either is written as is)
+            out.append(b"x-forwarded-for: %s:%s\r\n" % (str(client[0]).encode(),
+                                                         str(client[1]).encode()))
         if not host:
             out.append(b"host: " + name.encode() + b"\r\n")
         elif not any(h.startswith(b"x-forwarded-host:") for h in out):
