@@ -16,6 +16,8 @@
  *
  * parse_request(data: bytes, max_head: int) -> None | (method, target, minor, keep_alive,
  *     lines, body, content_length, call_id, host, flags)
+ * relay_request(...): parse_request for /function/ targets, plus the request to send on,
+ *     assembled here (see its comment below); this is what the relay calls
  * parse_response(data: bytes) -> None | (status, keep_alive, lines, body)
  *
  * `lines` are the headers to pass on, hop-by-hop ones left out, each as
@@ -26,6 +28,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
+#include <time.h>
 
 #define TOKEN 1  /* tchar (RFC 9110 5.6.2) */
 #define VCHAR 2  /* field-value octet we accept: VCHAR, SP, HTAB (no obs-text) */
@@ -253,6 +256,39 @@ static int forwarded_method(const char *m, size_t n) {
     return -1;
 }
 
+/* The request line and header block of one whole request; 0, or -1 to hand over. */
+struct request {
+    int method;            /* index into method_names */
+    const char *target;
+    size_t target_len;
+    int minor;
+    int keep_alive;
+    size_t body_len;
+};
+
+static int parse_request_head(struct head *h, Py_ssize_t max_head, struct request *r) {
+    const char *p = h->data, *end_ = h->data + h->len;
+    const char *method = p;
+    while (p < end_ && *p >= 'A' && *p <= 'Z') p++;
+    r->method = forwarded_method(method, (size_t)(p - method));
+    if (r->method < 0 || p >= end_ || *p != ' ') return -1;
+    p++;
+    r->target = p;
+    while (p < end_ && (cls[(unsigned char)*p] & TCHAR)) p++;
+    r->target_len = (size_t)(p - r->target);
+    if (r->target_len == 0 || *r->target != '/' || end_ - p < 11) return -1;
+    if (memcmp(p, " HTTP/1.", 8) != 0 || (p[8] != '0' && p[8] != '1') || p[9] != '\r' ||
+        p[10] != '\n')
+        return -1;
+    r->minor = p[8] - '0';
+    p += 11;
+    if (max_head < 0 || parse_fields(h, p, 1, (size_t)max_head, r->target_len) < 0) return -1;
+    r->body_len = h->content_length < 0 ? 0 : (size_t)h->content_length;
+    if (h->len - h->end != r->body_len) return -1;  /* partial, or more after it */
+    r->keep_alive = r->minor == 1 ? h->connection != 1 : h->connection == 2;
+    return 0;
+}
+
 static PyObject *parse_request(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     Py_buffer buf;
@@ -260,37 +296,22 @@ static PyObject *parse_request(PyObject *self, PyObject *const *args, Py_ssize_t
     char stack[STACK_OUT];
     if (arguments(args, nargs, 2, &buf, &max_head) < 0) return NULL;
     struct head h;
+    struct request r;
     if (begin(&h, &buf, stack) < 0) {
         PyBuffer_Release(&buf);
         return PyErr_NoMemory();
     }
-    const char *p = h.data, *end_ = h.data + h.len;
-    const char *method = p;
-    while (p < end_ && *p >= 'A' && *p <= 'Z') p++;
-    int m = forwarded_method(method, (size_t)(p - method));
-    if (m < 0 || p >= end_ || *p != ' ') goto hand_over;
-    p++;
-    const char *target = p;
-    while (p < end_ && (cls[(unsigned char)*p] & TCHAR)) p++;
-    size_t target_len = (size_t)(p - target);
-    if (target_len == 0 || *target != '/' || end_ - p < 11) goto hand_over;
-    if (memcmp(p, " HTTP/1.", 8) != 0 || (p[8] != '0' && p[8] != '1') || p[9] != '\r' ||
-        p[10] != '\n')
-        goto hand_over;
-    int minor = p[8] - '0';
-    p += 11;
-    if (max_head < 0 || parse_fields(&h, p, 1, (size_t)max_head, target_len) < 0)
-        goto hand_over;
-    size_t want = h.content_length < 0 ? 0 : (size_t)h.content_length;
-    if (h.len - h.end != want) goto hand_over;  /* partial, or more after it */
-    int keep_alive = minor == 1 ? h.connection != 1 : h.connection == 2;
+    if (parse_request_head(&h, max_head, &r) < 0) {
+        end(&h, &buf, stack);
+        Py_RETURN_NONE;
+    }
     PyObject *items[10] = {
-        Py_NewRef(method_objects[m]),
-        PyBytes_FromStringAndSize(target, (Py_ssize_t)target_len),
-        PyLong_FromLong(minor),
-        Py_NewRef(keep_alive ? Py_True : Py_False),
+        Py_NewRef(method_objects[r.method]),
+        PyBytes_FromStringAndSize(r.target, (Py_ssize_t)r.target_len),
+        PyLong_FromLong(r.minor),
+        Py_NewRef(r.keep_alive ? Py_True : Py_False),
         PyBytes_FromStringAndSize(h.out, (Py_ssize_t)h.out_len),
-        PyBytes_FromStringAndSize(h.data + h.end, (Py_ssize_t)want),
+        PyBytes_FromStringAndSize(h.data + h.end, (Py_ssize_t)r.body_len),
         PyLong_FromLongLong(h.content_length),
         bytes_or_none(h.call_id, h.call_id_len),
         bytes_or_none(h.host, h.host_len),
@@ -298,9 +319,140 @@ static PyObject *parse_request(PyObject *self, PyObject *const *args, Py_ssize_t
     };
     end(&h, &buf, stack);
     return pack(10, items);
-hand_over:
+}
+
+#define PREFIX "/function/"
+#define PREFIX_LEN 10
+
+static char *put(char *o, const char *p, size_t n) {
+    memcpy(o, p, n);
+    return o + n;
+}
+
+/* relay_request(data, max_head, forwarded_for, call_id, served_by) -> None | (method,
+ *     segment, minor, keep_alive, upstream, extra, content_length, flags)
+ *
+ * parse_request for a /function/ target, and the request to send on assembled here:
+ * "METHOD /rest[?query] HTTP/1.1", its headers to pass on, then ours — x-call-id (`call_id`,
+ * when the client sent none), x-start-time (now, ns), `forwarded_for` (a whole
+ * "x-forwarded-for: …\r\n" line, unless the client sent one), host (the function's name,
+ * when the client sent none) or else x-forwarded-host (unless sent) — and the body.
+ * `segment` is what follows /function/ up to the next '/' (the name, maybe with .namespace),
+ * `extra` the lines for the answer: x-start-time, `served_by`, and x-call-id if ours. The
+ * caller decides what the segment means (404 when it names no function). */
+static PyObject *relay_request(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 5 || !PyBytes_Check(args[2]) || !PyBytes_Check(args[3]) ||
+        !PyBytes_Check(args[4])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "relay_request(data, max_head, forwarded_for, call_id, served_by)");
+        return NULL;
+    }
+    Py_buffer buf;
+    Py_ssize_t max_head = 0;
+    char stack[STACK_OUT];
+    if (arguments(args, 2, 2, &buf, &max_head) < 0) return NULL;
+    struct head h;
+    struct request r;
+    if (begin(&h, &buf, stack) < 0) {
+        PyBuffer_Release(&buf);
+        return PyErr_NoMemory();
+    }
+    if (parse_request_head(&h, max_head, &r) < 0 || r.target_len < PREFIX_LEN ||
+        memcmp(r.target, PREFIX, PREFIX_LEN) != 0) {
+        end(&h, &buf, stack);
+        Py_RETURN_NONE;
+    }
+    /* /function/<segment>[/<suffix>][?<query>] */
+    const char *t = r.target + PREFIX_LEN, *t_end = r.target + r.target_len;
+    const char *q = memchr(t, '?', (size_t)(t_end - t));
+    const char *path_end = q ? q : t_end;
+    const char *slash = memchr(t, '/', (size_t)(path_end - t));
+    const char *segment = t;
+    size_t segment_len = (size_t)((slash ? slash : path_end) - t);
+    const char *suffix = slash ? slash + 1 : path_end;
+    size_t suffix_len = (size_t)(path_end - suffix);
+    size_t query_len = q ? (size_t)(t_end - q - 1) : 0;  /* an empty query is dropped */
+    /* the function's name: the segment up to its last '.', if any */
+    size_t name_len = segment_len;
+    for (size_t i = segment_len; i > 0; i--)
+        if (segment[i - 1] == '.') {
+            name_len = i - 1;
+            break;
+        }
+
+    const char *method = method_names[r.method];
+    size_t method_len = strlen(method);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    char start[48];
+    int start_len = snprintf(start, sizeof start, "x-start-time: %lld\r\n",
+                             (long long)now.tv_sec * 1000000000LL + now.tv_nsec);
+    const char *ff = PyBytes_AS_STRING(args[2]), *cid = PyBytes_AS_STRING(args[3]);
+    const char *served = PyBytes_AS_STRING(args[4]);
+    size_t ff_len = (h.flags & 1) ? 0 : (size_t)PyBytes_GET_SIZE(args[2]);
+    size_t cid_len = h.call_id ? 0 : (size_t)PyBytes_GET_SIZE(args[3]);
+    size_t served_len = (size_t)PyBytes_GET_SIZE(args[4]);
+    size_t call_line = cid_len ? 11 + cid_len + 2 : 0;  /* "x-call-id: " … "\r\n" */
+    size_t host_line = !h.host ? 6 + name_len + 2
+                               : (h.flags & 2) ? 0 : 18 + h.host_len + 2;
+
+    size_t size = method_len + 2 + suffix_len + (query_len ? 1 + query_len : 0) + 11 +
+                  h.out_len + call_line + (size_t)start_len + ff_len + host_line + 2 +
+                  r.body_len;
+    PyObject *upstream = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+    PyObject *extra = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(start_len + served_len +
+                                                                   call_line));
+    if (upstream && extra) {
+        char *o = PyBytes_AS_STRING(upstream);
+        o = put(o, method, method_len);
+        o = put(o, " /", 2);
+        o = put(o, suffix, suffix_len);
+        if (query_len) {
+            *o++ = '?';
+            o = put(o, q + 1, query_len);
+        }
+        o = put(o, " HTTP/1.1\r\n", 11);
+        o = put(o, h.out, h.out_len);
+        if (cid_len) {
+            o = put(o, "x-call-id: ", 11);
+            o = put(o, cid, cid_len);
+            o = put(o, "\r\n", 2);
+        }
+        o = put(o, start, (size_t)start_len);
+        o = put(o, ff, ff_len);
+        if (!h.host) {
+            o = put(o, "host: ", 6);
+            o = put(o, segment, name_len);
+            o = put(o, "\r\n", 2);
+        } else if (!(h.flags & 2)) {
+            o = put(o, "x-forwarded-host: ", 18);
+            o = put(o, h.host, h.host_len);
+            o = put(o, "\r\n", 2);
+        }
+        o = put(o, "\r\n", 2);
+        put(o, h.data + h.end, r.body_len);
+        char *e = PyBytes_AS_STRING(extra);
+        e = put(e, start, (size_t)start_len);
+        e = put(e, served, served_len);
+        if (cid_len) {
+            e = put(e, "x-call-id: ", 11);
+            e = put(e, cid, cid_len);
+            put(e, "\r\n", 2);
+        }
+    }
+    PyObject *items[8] = {
+        Py_NewRef(method_objects[r.method]),
+        PyBytes_FromStringAndSize(segment, (Py_ssize_t)segment_len),
+        PyLong_FromLong(r.minor),
+        Py_NewRef(r.keep_alive ? Py_True : Py_False),
+        upstream,
+        extra,
+        PyLong_FromLongLong(h.content_length),
+        PyLong_FromLong(h.flags),
+    };
     end(&h, &buf, stack);
-    Py_RETURN_NONE;
+    return pack(8, items);
 }
 
 static PyObject *parse_response(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -350,6 +502,9 @@ hand_over:
 static PyMethodDef methods[] = {
     {"parse_request", (PyCFunction)(void (*)(void))parse_request, METH_FASTCALL,
      "parse_request(data, max_head) -> tuple or None: one whole, plain request."},
+    {"relay_request", (PyCFunction)(void (*)(void))relay_request, METH_FASTCALL,
+     "relay_request(data, max_head, forwarded_for, call_id, served_by) -> tuple or None: "
+     "one whole, plain /function/ request, and the request to send on."},
     {"parse_response", (PyCFunction)(void (*)(void))parse_response, METH_FASTCALL,
      "parse_response(data) -> tuple or None: one whole Content-Length response."},
     {NULL, NULL, 0, NULL},

@@ -441,22 +441,29 @@ class FunctionExchange(_Exchange):
         self.replayable: bool | int = False
         self.t0 = 0.0
 
+    def known(self, segment: bytes) -> bool:
+        """Whether `segment` (what follows /function/) names a deployed function; answered
+        404 here when not."""
+        target = _TARGETS.get(segment)
+        if target is None:
+            target = _target(segment)
+        if target is _NO_TARGET:
+            self.client.reject(404, "404 page not found", keep_alive=self.keep_alive)
+            return False
+        self.key, self.function_name, self.default_host = target
+        if not self.client.server.proxy.exists(self.key):
+            self.client.reject(404, f"error finding function {self.function_name}: not found",
+                               keep_alive=self.keep_alive)
+            return False
+        return True
+
     def admit(self) -> bytes | None:
         """The function's own path and query for this request, or None when it has been
         answered here instead (404: no such function; 405: method not allowed)."""
         client = self.client
         path, _, query = self.url.partition(b"?")
         segment, _, suffix = path[len(_FUNCTION):].partition(b"/")
-        target = _TARGETS.get(segment)
-        if target is None:
-            target = _target(segment)
-        if target is _NO_TARGET:
-            client.reject(404, "404 page not found", keep_alive=self.keep_alive)
-            return None
-        self.key, self.function_name, self.default_host = target
-        if not client.server.proxy.exists(self.key):
-            client.reject(404, f"error finding function {self.function_name}: not found",
-                          keep_alive=self.keep_alive)
+        if not self.known(segment):
             return None
         if self.method not in _METHODS:
             client.reject(405, f"method {self.method.decode('latin-1')} is not allowed",
@@ -508,30 +515,25 @@ class FunctionExchange(_Exchange):
         self.chunked_up = chunked
         self.forward(target, b"".join(out), length, call_id, host, flags, expect)
 
-    def start_whole(self, lines: bytes, body: bytes, length: int, call_id: bytes | None,
-                    host: bytes | None, flags: int) -> None:
-        """The common case, parsed whole by api._relay: a plain request with all its body."""
-        target = self.admit()
-        if target is None:
+    def start_whole(self, segment: bytes, upstream: bytes, extra: bytes, length: int,
+                    flags: int) -> None:
+        """The common case, from api._relay.relay_request: a plain request that arrived
+        whole, and `upstream`, the whole request to send on (as `forward` would make it)."""
+        if not self.known(segment):
             return
-        if body:
-            self.pending.append(body)
-            self.received = len(body)
-            self.replay = [body] if self.received <= _REPLAY_LIMIT else None
+        self.received = max(length, 0)
+        if self.received > _REPLAY_LIMIT:
+            self.replay = None  # (otherwise `upstream` itself is re-sent: it holds the body)
+        self.extra = [extra]
+        self.head = upstream
         self.body_done = True
-        self.forward(target, lines, length, call_id or b"", host or b"", flags, False)
+        self.dispatch(length, flags & 4, False)
 
     def forward(self, target: bytes, lines: bytes, length: int, call_id: bytes, host: bytes,
                 flags: int, expect: bool) -> None:
         """Send the request on (`lines`: its own headers to pass on), with ours added:
         X-Call-Id, X-Start-Time, X-Forwarded-For/Host, Host when the client sent none."""
         client = self.client
-        limit = client.server.limits.max_body
-        if limit and length > limit:
-            client.reject(413, f"request body of {length} bytes is larger than "
-                          f"MAX_REQUEST_BODY ({limit} bytes)", keep_alive=False)
-            return
-        self.t0 = time.perf_counter()
         start = b"x-start-time: %d\r\n" % time.time_ns()
         if call_id:
             self.extra = [start, _SERVED_BY_LINE]
@@ -547,7 +549,18 @@ class FunctionExchange(_Exchange):
         elif not flags & 2:
             ours += b"x-forwarded-host: " + host + b"\r\n"
         self.head = b"%s %s HTTP/1.1\r\n%s%s\r\n" % (self.method, target, lines, ours)
-        self.replayable = flags & 4 or self.method in _REPLAYABLE
+        self.dispatch(length, flags & 4, expect)
+
+    def dispatch(self, length: int, idempotent: int, expect: bool) -> None:
+        """The request is ready to go (self.head): check its size, count it, route it."""
+        client = self.client
+        limit = client.server.limits.max_body
+        if limit and length > limit:
+            client.reject(413, f"request body of {length} bytes is larger than "
+                          f"MAX_REQUEST_BODY ({limit} bytes)", keep_alive=False)
+            return
+        self.t0 = time.perf_counter()
+        self.replayable = idempotent or self.method in _REPLAYABLE
         self.body_done = self.body_done or (length <= 0 and not self.chunked_up)
         client.server.proxy.metrics.start(self.function_name)
         if expect and not self.body_done:
@@ -994,11 +1007,12 @@ class ClientConnection(_Outbox, asyncio.Protocol):
             return  # closed by us (an error, a timeout): what still arrives is not read
         server = self.server
         if self.between and not self.queue:
-            parse = server.parse_request
-            if parse is not None:
-                whole = parse(data, server.limits.max_header_bytes)
-                if whole is not None and whole[1].startswith(_FUNCTION):
-                    self._relay_whole(whole)  # (api._relay takes only the allowed methods)
+            relay = server.relay_request
+            if relay is not None:
+                whole = relay(data, server.limits.max_header_bytes, self.forwarded_for,
+                              _call_id(), _SERVED_BY_LINE)
+                if whole is not None:
+                    self._relay_whole(whole)
                     return
             # a new request is arriving on an idle connection: its headers must complete
             self._arm(server.limits.read_timeout, self._idle_timeout)
@@ -1013,12 +1027,12 @@ class ClientConnection(_Outbox, asyncio.Protocol):
 
     def _relay_whole(self, whole: tuple[Any, ...]) -> None:
         """A whole plain invocation in one read, parsed by api._relay: no parser callbacks."""
-        method, target, minor, keep_alive, lines, body, length, call_id, host, flags = whole
+        method, segment, minor, keep_alive, upstream, extra, length, flags = whole
         self.deadline = 0.0
-        exchange = FunctionExchange(self, method, target, [], _VERSIONS[minor], keep_alive)
+        exchange = FunctionExchange(self, method, b"", [], _VERSIONS[minor], keep_alive)
         self.queue.append(exchange)
         # not corked: this path writes once, the request to the replica (or an answer here)
-        exchange.start_whole(lines, body, length, call_id, host, flags)
+        exchange.start_whole(segment, upstream, extra, length, flags)
 
     def _feed(self, data: bytes) -> None:
         try:
@@ -1213,8 +1227,7 @@ class FastServer:
         self.limits = limits
         # api._relay's whole-message parsers, unless absent or turned off (then llhttp alone)
         use = native and _relay is not None
-        self.parse_request: Callable[[bytes, int], Any] | None = (
-            _relay.parse_request if use else None)
+        self.relay_request: Callable[..., Any] | None = _relay.relay_request if use else None
         self.parse_response: Callable[[bytes], Any] | None = (
             _relay.parse_response if use else None)
         self.parser_name = ("api._relay (C) for whole messages, llhttp for the rest" if use

@@ -13,7 +13,10 @@ message with the same meaning (method, target, version, keep-alive, headers, bod
 - typical requests and responses (curl, faas-cli, hey, ab, requests, a watchdog) that must be
   taken and decoded exactly;
 - a table of messages that must be handed over, one per rule (smuggling shapes included);
-- crash safety on arbitrary bytes and large inputs, and the head size limit at its edge.
+- crash safety on arbitrary bytes and large inputs, and the head size limit at its edge;
+- `relay_request` (what the relay uses: parse_request plus the request to send on, assembled
+  in C) against the relay's rule written out again in Python, on generated and mutated
+  requests.
 """
 
 from __future__ import annotations
@@ -1014,3 +1017,91 @@ def test_a_head_right_at_the_limit(separator: bytes) -> None:
     assert check_request(data, need) is not None
     assert check_request(data, need + 1) is not None
     assert _relay.parse_request(data, need - 1) is None
+
+
+# ---- relay_request: the request to send on, assembled in C ----------------------------------
+
+FF = b"x-forwarded-for: 10.0.0.7:41000\r\n"
+CID = b"c0ffee00-0000-4000-8000-000000000001"
+SERVED = b"x-served-by: docker-faas/test\r\n"
+_START = re.compile(rb"x-start-time: (\d+)\r\n")
+
+
+def _assembled(parsed: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """What relay_request must answer for a request parse_request took: the relay's rule
+    (api/fastpath.py FunctionExchange.forward) written out again, independently."""
+    method, target, minor, keep_alive, lines, body, length, call_id, host, flags = parsed
+    if not target.startswith(b"/function/"):
+        return None
+    path, _, query = target.partition(b"?")
+    segment, _, suffix = path[len(b"/function/"):].partition(b"/")
+    ours = b""
+    if call_id is None:
+        ours += b"x-call-id: " + CID + b"\r\n"
+    ours += b"x-start-time: T\r\n"
+    if not flags & 1:
+        ours += FF
+    if host is None:
+        name, dot, _ = segment.rpartition(b".")
+        ours += b"host: " + (name if dot else segment) + b"\r\n"
+    elif not flags & 2:
+        ours += b"x-forwarded-host: " + host + b"\r\n"
+    upstream = b"%s /%s%s HTTP/1.1\r\n%s%s\r\n%s" % (
+        method, suffix, b"?" + query if query else b"", lines, ours, body)
+    extra = b"x-start-time: T\r\n" + SERVED + (
+        b"x-call-id: " + CID + b"\r\n" if call_id is None else b"")
+    return method, segment, minor, keep_alive, upstream, extra, length, flags
+
+
+def check_relay(data: bytes, limit: int) -> None:
+    parsed = _relay.parse_request(data, limit)
+    got = _relay.relay_request(data, limit, FF, CID, SERVED)
+    want = None if parsed is None else _assembled(parsed)
+    if want is None:
+        assert got is None, data
+        return
+    assert got is not None, data
+    # the start time is the clock's: the same value in both places, and a plausible one
+    starts = _START.findall(got[4]) + _START.findall(got[5])
+    assert len(starts) == 2 and starts[0] == starts[1] and int(starts[0]) > 1.7e18, got
+    got = (*got[:4], _START.sub(b"x-start-time: T\r\n", got[4], count=1),
+           _START.sub(b"x-start-time: T\r\n", got[5]), *got[6:])
+    assert got == want, data
+
+
+@needs_relay
+@SETTINGS
+@given(requests())
+def test_relay_request_assembles_what_the_relay_rule_says(case: Any) -> None:
+    data, limit, _ = case
+    check_relay(data, limit)
+
+
+@needs_relay
+@SETTINGS
+@given(mutated(requests(clean=True)), _limits())
+def test_relay_request_on_mutated_requests(data: bytes, limit: int) -> None:
+    check_relay(data, limit)
+
+
+@needs_relay
+@pytest.mark.parametrize("data", [
+    b"POST /function/fn HTTP/1.1\r\nHost: gw:8080\r\nContent-Length: 2\r\n\r\nhi",
+    b"GET /function/fn.ns/a/b?x=1&y=2 HTTP/1.1\r\nX-Call-Id: mine\r\n\r\n",
+    b"GET /function/fn/? HTTP/1.1\r\nX-Forwarded-For: a\r\nX-Forwarded-Host: b\r\nHost: c\r\n\r\n",
+    b"DELETE /function/a.b.c HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    b"GET /function/ HTTP/1.1\r\n\r\n",
+    b"GET /function/fn?q HTTP/1.1\r\n\r\n",
+    b"GET /system/functions HTTP/1.1\r\n\r\n",
+    b"GET /functionx HTTP/1.1\r\n\r\n",
+])
+def test_relay_request_examples(data: bytes) -> None:
+    check_relay(data, LIMIT)
+
+
+@needs_relay
+def test_relay_request_refuses_wrong_arguments() -> None:
+    with pytest.raises(TypeError):
+        _relay.relay_request(b"GET /function/f HTTP/1.1\r\n\r\n", LIMIT, "str", CID, SERVED)
+    with pytest.raises(TypeError):
+        _relay.relay_request(b"GET /function/f HTTP/1.1\r\n\r\n", LIMIT)
