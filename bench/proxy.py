@@ -1,13 +1,15 @@
 """Proxy benchmark: the same function called direct, through nginx and through the gateway.
 
-Starts a gateway (its own instance label and network), deploys the `http-echo` fixture,
-starts nginx (Debian package, one worker, upstream keep-alive) in front of the same
-container, and drives each with `hey` at concurrency 1, 16 and 64. Prints requests/s,
-p50/p99 latency, the proxy's CPU per request (from /proc/<pid>/stat) and the ratios
-gateway/nginx and gateway/direct. Bounded: a few seconds per run, loopback and the Docker
-bridge only.
+Starts a gateway (its own instance label and network), deploys each upstream fixture
+(fast-echo: a static C echo server, so the proxy's own cost shows; http-echo: our Python
+one), starts nginx (Debian package, one worker, upstream keep-alive) in front of the same
+container, and drives each with `hey` at concurrency 1, 16 and 64, in interleaved rounds
+(medians reported). Prints requests/s, p50/p99, mean latency, the proxy's CPU per request
+(user + system, from /proc/<pid>/stat) and the ratios gateway/nginx and gateway/direct; with
+fast-echo it also runs the gateway with NATIVE_RELAY=false (llhttp alone) for comparison.
+Then the gateway's RSS with 1,000 keep-alive connections. Bounded: a few seconds per run,
+loopback and the Docker bridge only.
 """
-
 from __future__ import annotations
 
 import argparse
@@ -15,6 +17,8 @@ import json
 import os
 import re
 import shutil
+import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,15 +45,17 @@ def ensure_tools() -> None:
                        check=True, stdout=subprocess.DEVNULL)
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
+def cpu_seconds(pids: list[int]) -> tuple[float, float]:
+    """User and system CPU seconds of `pids` so far."""
+    user = system = 0
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except FileNotFoundError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total / CLK
+        user += int(fields[11])
+        system += int(fields[12])
+    return user / CLK, system / CLK
 
 
 def hey(url: str, concurrency: int, seconds: float, pids: list[int]) -> dict[str, float]:
@@ -59,7 +65,8 @@ def hey(url: str, concurrency: int, seconds: float, pids: list[int]) -> dict[str
          "-T", "text/plain", url],
         capture_output=True, text=True, check=True,
     ).stdout
-    used = cpu_seconds(pids) - before
+    after = cpu_seconds(pids)
+    user, system = after[0] - before[0], after[1] - before[1]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     codes = re.findall(r"\[(\d{3})\]\s+(\d+) responses", out)
     total = sum(int(n) for _, n in codes)
@@ -68,11 +75,17 @@ def hey(url: str, concurrency: int, seconds: float, pids: list[int]) -> dict[str
     failed = sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]\s", errors, re.M))
     pct = dict(re.findall(r"\s(\d+)% in ([\d.]+) secs", out))
     mean = float(re.search(r"Average:\s+([\d.]+) secs", out).group(1))  # type: ignore[union-attr]
+    if total - ok + failed:
+        odd = {code: n for code, n in codes if code != "200"}
+        first = [e.strip() for e in errors.strip().splitlines()[:3]]
+        print(f"  {url} c={concurrency}: {total - ok + failed} errors: {odd or ''} "
+              f"{' | '.join(first)}", flush=True)
     return {
         "rps": rps, "p50_ms": float(pct.get("50", "nan")) * 1000,
         "p99_ms": float(pct.get("99", "nan")) * 1000, "mean_ms": mean * 1000,
         "errors": total - ok + failed,
-        "cpu_us_per_req": (used / total * 1e6) if pids and total else float("nan"),
+        "cpu_us_per_req": ((user + system) / total * 1e6) if pids and total else float("nan"),
+        "user_us_per_req": (user / total * 1e6) if pids and total else float("nan"),
     }
 
 
@@ -147,8 +160,35 @@ def peak_rss_under_load(url: str, pid: int, connections: int,
                   "rps": float(rps.group(1)) if rps else 0.0}
 
 
-def run_upstream(gw: Gateway, fixture: str, levels: list[int], seconds: float,
-                 tmp: Path) -> dict[str, dict[int, dict[str, float]]]:
+def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Each figure's median over the rounds (errors: the sum)."""
+    out = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    out["errors"] = sum(r["errors"] for r in runs)
+    return out
+
+
+def measure(targets: dict[str, tuple[str, list[int]]], levels: list[int], seconds: float,
+            rounds: int) -> dict[str, dict[int, dict[str, float]]]:
+    """Every target at every level, `rounds` times, interleaved (target after target, so a
+    noisy neighbour hits them alike), each run after a short warm-up; medians kept."""
+    runs: dict[str, dict[int, list[dict[str, float]]]] = {
+        t: {c: [] for c in levels} for t in targets}
+    for _ in range(rounds):
+        for c in levels:
+            for target, (url, pids) in targets.items():
+                hey(url, c, 0.5, pids)  # warm the keep-alive pools
+                runs[target][c].append(hey(url, c, seconds, pids))
+    return {t: {c: median_run(runs[t][c]) for c in levels} for t in targets}
+
+
+def latency_us(r: dict[str, float], c: int) -> float:
+    """Mean latency from throughput: a closed loop of c connections has c requests in flight
+    (finer than hey's own mean, which it rounds to 0.1 ms)."""
+    return c / r["rps"] * 1e6
+
+
+def run_upstream(gw: Gateway, fixture: str, levels: list[int], seconds: float, rounds: int,
+                 tmp: Path, compare: bool) -> dict[str, dict[int, dict[str, float]]]:
     gw.deploy(fixture, fixture)
     gw.invoke_until(fixture, lambda r: r.status_code == 200, data=b"warm up")
     [cid] = gw.containers(fixture)
@@ -157,42 +197,60 @@ def run_upstream(gw: Gateway, fixture: str, levels: list[int], seconds: float,
     prefix = tmp / fixture
     prefix.mkdir()
     nginx = start_nginx(f"{ip}:8080", port, prefix)
+    url = f"{gw.url}/function/{fixture}"
     try:
-        targets = {
+        results = measure({
             "direct": (f"http://{ip}:8080/", []),
             "nginx": (f"http://127.0.0.1:{port}/", nginx_worker(nginx.pid)),
-            "gateway": (f"{gw.url}/function/{fixture}", [gw.proc.pid]),  # type: ignore[union-attr]
-        }
-        results: dict[str, dict[int, dict[str, float]]] = {t: {} for t in targets}
-        for c in levels:
-            for target, (url, pids) in targets.items():
-                hey(url, c, 1.0, pids)  # warm the keep-alive pools
-                results[target][c] = hey(url, c, seconds, pids)
+            "gateway": (url, [gw.proc.pid]),  # type: ignore[union-attr]
+        }, levels, seconds, rounds)
+        if compare:
+            # the alternative we replaced: the same gateway with llhttp alone parsing
+            # (NATIVE_RELAY=false), restarted on the same state and the same replica
+            restart(gw, NATIVE_RELAY="false")
+            gw.invoke_until(fixture, lambda r: r.status_code == 200, data=b"warm up")
+            results.update(measure({"llhttp": (url, [gw.proc.pid])},  # type: ignore[union-attr]
+                                   levels, seconds, 1))
+            restart(gw, NATIVE_RELAY="true")
+            gw.invoke_until(fixture, lambda r: r.status_code == 200, data=b"warm up")
     finally:
         nginx.terminate()
         nginx.wait()
-    print(f"\nupstream {fixture}, {seconds:.0f} s per run, 11-byte POST bodies (hey)\n")
-    print(f"{'target':8} {'c':>3} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} "
-          f"{'CPU µs/req':>10} {'errors':>6}")
+    print(f"\nupstream {fixture}: medians of {rounds} interleaved rounds, {seconds:.0f} s per run, "
+          "11-byte POST bodies (hey)")
+    if compare:
+        print("(llhttp: the gateway with NATIVE_RELAY=false, one round)")
+    print(f"\n{'target':8} {'c':>3} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'latency µs':>10} "
+          f"{'CPU µs/req':>10} {'user µs':>7} {'errors':>6}")
     for target in results:
         for c in levels:
             r = results[target][c]
             print(f"{target:8} {c:>3} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-                  f"{r['mean_ms']:>8.2f} {r['cpu_us_per_req']:>10.0f} {r['errors']:>6.0f}")
+                  f"{latency_us(r, c):>10.0f} {r['cpu_us_per_req']:>10.0f} "
+                  f"{r['user_us_per_req']:>7.0f} {r['errors']:>6.0f}")
     print("\nratios:")
     for c in levels:
         g, n, d = (results[t][c]["rps"] for t in ("gateway", "nginx", "direct"))
-        added = results["gateway"][c]["mean_ms"] - results["direct"][c]["mean_ms"]
+        added = latency_us(results["gateway"][c], c) - latency_us(results["direct"][c], c)
         cpu = results["gateway"][c]["cpu_us_per_req"] / results["nginx"][c]["cpu_us_per_req"]
         print(f"  c={c:<3} gateway/nginx {g / n:.2f}   gateway/direct {g / d:.2f}   "
               f"nginx/direct {n / d:.2f}   CPU gateway/nginx {cpu:.2f}   "
-              f"added mean latency {added * 1000:.0f} µs")
+              f"added mean latency {added:.0f} µs")
     return results
+
+
+def restart(gw: Gateway, **env: str) -> None:
+    gw.kill(signal.SIGTERM)
+    gw.env.update(env)
+    gw.start()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-compare", action="store_true",
+                        help="skip the NATIVE_RELAY=false comparison run")
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--upstreams", default="fast-echo,http-echo")
     parser.add_argument("--connections", type=int, default=1000,
@@ -207,7 +265,8 @@ def main() -> int:
     try:
         gw.start()
         for fixture in args.upstreams.split(","):
-            report[fixture] = run_upstream(gw, fixture, levels, args.seconds, tmp)
+            report[fixture] = run_upstream(gw, fixture, levels, args.seconds, args.rounds, tmp,
+                                           not args.no_compare and fixture == "fast-echo")
         if args.connections:
             pid = gw.proc.pid  # type: ignore[union-attr]
             idle = rss_mb(pid)
