@@ -487,17 +487,22 @@ def mutated(draw: Any, messages: st.SearchStrategy[Any]) -> bytes:
 # ---- 1 and 2: generated and mutated messages against llhttp ---------------------------------
 
 
+def _as_the_model_says(answer: tuple[Any, ...] | None, expect: bool | None,
+                       what: str) -> None:
+    """`expect`: True must be taken, False handed over, None either (llhttp decides)."""
+    event("taken" if answer is not None else "handed over")
+    if expect is True:
+        assert answer is not None, f"a plain message was handed over: {what}"
+    elif expect is False:
+        assert answer is None, f"taken but outside the subset: {what}"
+
+
 @needs_relay
 @SETTINGS
 @given(requests())
 def test_generated_requests_agree_with_llhttp_and_the_model(case: Any) -> None:
     data, limit, expect = case
-    answer = check_request(data, limit)
-    event("taken" if answer is not None else "handed over")
-    if expect is True:
-        assert answer is not None, f"a plain request was handed over: {data!r} (max {limit})"
-    elif expect is False:
-        assert answer is None, f"taken but outside the subset: {data!r} (max {limit})"
+    _as_the_model_says(check_request(data, limit), expect, f"{data!r} (max {limit})")
 
 
 @needs_relay
@@ -521,12 +526,7 @@ def test_mutated_requests_agree_with_llhttp(data: bytes, limit: int) -> None:
 @given(responses())
 def test_generated_responses_agree_with_llhttp_and_the_model(case: Any) -> None:
     data, expect = case
-    answer = check_response(data)
-    event("taken" if answer is not None else "handed over")
-    if expect is True:
-        assert answer is not None, f"a plain response was handed over: {data!r}"
-    elif expect is False:
-        assert answer is None, f"taken but outside the subset: {data!r}"
+    _as_the_model_says(check_response(data), expect, repr(data))
 
 
 @needs_relay
