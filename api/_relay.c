@@ -16,8 +16,8 @@
  *
  * parse_request(data: bytes, max_head: int) -> None | (method, target, minor, keep_alive,
  *     lines, body, content_length, call_id, host, flags)
- * relay_request(...): parse_request for /function/ targets, plus the request to send on,
- *     assembled here (see its comment below); this is what the relay calls
+ * relay_request(...), relay_response(...): the same, plus the request to send on and the
+ *     answer to give back, assembled here (see their comments below); what the relay calls
  * parse_response(data: bytes) -> None | (status, keep_alive, lines, body)
  *
  * `lines` are the headers to pass on, hop-by-hop ones left out, each as
@@ -329,6 +329,20 @@ static char *put(char *o, const char *p, size_t n) {
     return o + n;
 }
 
+/* "x-start-time: <ns>\r\n" into `o` (48 bytes), its length returned. */
+static int start_line(char *o, unsigned long long ns) {
+    char digits[24];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + ns % 10);
+        ns /= 10;
+    } while (ns);
+    char *p = put(o, "x-start-time: ", 14);
+    while (n) *p++ = digits[--n];
+    p = put(p, "\r\n", 2);
+    return (int)(p - o);
+}
+
 /* relay_request(data, max_head, forwarded_for, call_id, served_by) -> None | (method,
  *     segment, minor, keep_alive, upstream, extra, content_length, flags)
  *
@@ -386,8 +400,8 @@ static PyObject *relay_request(PyObject *self, PyObject *const *args, Py_ssize_t
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     char start[48];
-    int start_len = snprintf(start, sizeof start, "x-start-time: %lld\r\n",
-                             (long long)now.tv_sec * 1000000000LL + now.tv_nsec);
+    int start_len = start_line(start, (unsigned long long)now.tv_sec * 1000000000ULL +
+                                          (unsigned long long)now.tv_nsec);
     const char *ff = PyBytes_AS_STRING(args[2]), *cid = PyBytes_AS_STRING(args[3]);
     const char *served = PyBytes_AS_STRING(args[4]);
     size_t ff_len = (h.flags & 1) ? 0 : (size_t)PyBytes_GET_SIZE(args[2]);
@@ -499,12 +513,65 @@ hand_over:
     Py_RETURN_NONE;
 }
 
+/* relay_response(data, status_lines, connection, extra) -> None | (status,
+ *     upstream_keep_alive, answer)
+ *
+ * parse_response, and the answer for the client assembled here: status_lines[status] (a
+ * list indexed by status code, in the client's HTTP version), the headers passed on,
+ * `extra` (our lines: x-start-time, x-served-by, x-call-id), then per `connection`
+ * 0: "connection: close", 1: "connection: keep-alive" (HTTP/1.0 kept alive), 2: nothing
+ * (HTTP/1.1 kept alive), the blank line and the body. */
+static PyObject *relay_response(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 4 || !PyList_Check(args[1]) || !PyLong_Check(args[2]) ||
+        !PyBytes_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "relay_response(data, status_lines, connection, extra)");
+        return NULL;
+    }
+    long keep = PyLong_AsLong(args[2]);  /* 0 close, 1 say keep-alive, 2 say nothing */
+    PyObject *got = parse_response(self, args, 1);
+    if (got == NULL || got == Py_None) return got;
+    long status = PyLong_AsLong(PyTuple_GET_ITEM(got, 0));
+    PyObject *lines = PyTuple_GET_ITEM(got, 2), *body = PyTuple_GET_ITEM(got, 3);
+    if (status >= PyList_GET_SIZE(args[1]) || !PyBytes_Check(PyList_GET_ITEM(args[1], status))) {
+        Py_DECREF(got);
+        PyErr_SetString(PyExc_ValueError, "status_lines has no line for this status");
+        return NULL;
+    }
+    PyObject *line = PyList_GET_ITEM(args[1], status);
+    const char *tail = keep == 0 ? "connection: close\r\n\r\n"
+                     : keep == 1 ? "connection: keep-alive\r\n\r\n" : "\r\n";
+    size_t tail_len = strlen(tail);
+    Py_ssize_t size = PyBytes_GET_SIZE(line) + PyBytes_GET_SIZE(lines) +
+                      PyBytes_GET_SIZE(args[3]) + (Py_ssize_t)tail_len + PyBytes_GET_SIZE(body);
+    PyObject *answer = PyBytes_FromStringAndSize(NULL, size);
+    if (answer == NULL) {
+        Py_DECREF(got);
+        return NULL;
+    }
+    char *o = PyBytes_AS_STRING(answer);
+    o = put(o, PyBytes_AS_STRING(line), (size_t)PyBytes_GET_SIZE(line));
+    o = put(o, PyBytes_AS_STRING(lines), (size_t)PyBytes_GET_SIZE(lines));
+    o = put(o, PyBytes_AS_STRING(args[3]), (size_t)PyBytes_GET_SIZE(args[3]));
+    o = put(o, tail, tail_len);
+    put(o, PyBytes_AS_STRING(body), (size_t)PyBytes_GET_SIZE(body));
+    PyObject *items[3] = {
+        Py_NewRef(PyTuple_GET_ITEM(got, 0)), Py_NewRef(PyTuple_GET_ITEM(got, 1)), answer,
+    };
+    Py_DECREF(got);
+    return pack(3, items);
+}
+
 static PyMethodDef methods[] = {
     {"parse_request", (PyCFunction)(void (*)(void))parse_request, METH_FASTCALL,
      "parse_request(data, max_head) -> tuple or None: one whole, plain request."},
     {"relay_request", (PyCFunction)(void (*)(void))relay_request, METH_FASTCALL,
      "relay_request(data, max_head, forwarded_for, call_id, served_by) -> tuple or None: "
      "one whole, plain /function/ request, and the request to send on."},
+    {"relay_response", (PyCFunction)(void (*)(void))relay_response, METH_FASTCALL,
+     "relay_response(data, status_lines, connection, extra) -> tuple or None: one whole "
+     "Content-Length response, and the answer to send on."},
     {"parse_response", (PyCFunction)(void (*)(void))parse_response, METH_FASTCALL,
      "parse_response(data) -> tuple or None: one whole Content-Length response."},
     {NULL, NULL, 0, NULL},

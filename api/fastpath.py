@@ -118,6 +118,7 @@ _call_id = _call_ids().__next__
 
 
 _STATUS_LINES: dict[tuple[bytes, int], bytes] = {}  # bounded: 2 versions × 900 codes
+_ALLOW = b"allow: " + b", ".join(m.encode() for m in sorted(METHODS)) + b"\r\n"
 
 
 def _status_line(version: bytes, status: int) -> bytes:
@@ -128,11 +129,14 @@ def _status_line(version: bytes, status: int) -> bytes:
     return line
 
 
-def _plain(status: int, message: str, extra: list[bytes] = (), *,  # type: ignore[assignment]
-           close: bool = False) -> bytes:
+# each version's status lines by code, for api._relay.relay_response (it takes 200..599)
+_STATUS_TABLES = {v: [_status_line(v, code) for code in range(600)] for v in (b"1.0", b"1.1")}
+
+
+def _plain(status: int, message: str, extra: bytes = b"", *, close: bool = False) -> bytes:
     body = (message + "\n").encode() if message else b""
     return b"%scontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n%s%s\r\n%s" % (
-        _status_line(b"1.1", status), len(body), b"".join(extra),
+        _status_line(b"1.1", status), len(body), extra,
         b"connection: close\r\n" if close else b"", body)
 
 
@@ -289,11 +293,12 @@ class Upstream(_Outbox, asyncio.Protocol):
         server = self.server
         if self._fresh:
             self._fresh = False
-            parse = server.parse_response
-            whole = parse(data) if parse is not None and not self._head_only else None
+            relay = server.relay_response
+            whole = relay(data, _STATUS_TABLES[exchange.version], exchange.connection,
+                          exchange.extra) if relay is not None and not self._head_only else None
             if whole is not None:  # a whole Content-Length answer, parsed by api._relay
                 self.exchange = None  # (one write to the client: not corked)
-                exchange.response_whole(whole[0], whole[2], whole[3])
+                exchange.response_whole(whole[0], whole[2])
                 self._done(exchange, whole[1], fresh_parser=False)
                 return
         outer = server.corked is None
@@ -436,7 +441,7 @@ class FunctionExchange(_Exchange):
         self.key: tuple[str, str] = ("", "")
         self.function_name = ""
         self.default_host = b""  # "host: <name>" for a request that came without one
-        self.extra: list[bytes] = []
+        self.extra = b""  # our lines for the answer: x-start-time, x-served-by, x-call-id
         self.head = b""
         self.replayable: bool | int = False
         self.t0 = 0.0
@@ -467,8 +472,7 @@ class FunctionExchange(_Exchange):
             return None
         if self.method not in _METHODS:
             client.reject(405, f"method {self.method.decode('latin-1')} is not allowed",
-                          [b"allow: " + b", ".join(m.encode() for m in sorted(METHODS))
-                           + b"\r\n"], keep_alive=self.keep_alive)
+                          _ALLOW, keep_alive=self.keep_alive)
             return None
         return b"/" + suffix + (b"?" + query if query else b"")
 
@@ -524,7 +528,7 @@ class FunctionExchange(_Exchange):
         self.received = max(length, 0)
         if self.received > _REPLAY_LIMIT:
             self.replay = None  # (otherwise `upstream` itself is re-sent: it holds the body)
-        self.extra = [extra]
+        self.extra = extra
         self.head = upstream
         self.body_done = True
         self.dispatch(length, flags & 4, False)
@@ -536,11 +540,11 @@ class FunctionExchange(_Exchange):
         client = self.client
         start = b"x-start-time: %d\r\n" % time.time_ns()
         if call_id:
-            self.extra = [start, _SERVED_BY_LINE]
+            self.extra = start + _SERVED_BY_LINE
             ours = start
         else:
             call_id = b"x-call-id: " + _call_id() + b"\r\n"
-            self.extra = [start, _SERVED_BY_LINE, call_id]
+            self.extra = start + _SERVED_BY_LINE + call_id
             ours = call_id + start
         if not flags & 1:
             ours += client.forwarded_for
@@ -685,7 +689,7 @@ class FunctionExchange(_Exchange):
             elif lower == b"transfer-encoding" or lower in _HOP_BY_HOP:
                 continue
             out.append(lower + b": " + value + b"\r\n")
-        out.extend(self.extra)
+        out.append(self.extra)
         bodyless = self.method == b"HEAD" or status in (204, 304)
         if not framed and not bodyless:
             if self.version == b"1.1":
@@ -703,22 +707,20 @@ class FunctionExchange(_Exchange):
         if self.client.paused_writing and self.upstream is not None:
             self.upstream.pause_reading()
 
-    def response_whole(self, status: int, lines: bytes, body: bytes) -> None:
-        """A whole answer with Content-Length (not to HEAD, not 1xx/204/304), from
-        api._relay: `lines` are its headers to pass on, lowercased, hop-by-hop ones left out."""
+    def response_whole(self, status: int, answer: bytes) -> None:
+        """A whole answer with Content-Length (not to HEAD, not 1xx/204/304), assembled by
+        api._relay.relay_response as response_head and response_body would have."""
         self.exec_deadline = 0.0
         self.status = status
-        if not self.keep_alive:
-            tail = b"connection: close\r\n\r\n"
-        elif self.version == b"1.0":
-            tail = b"connection: keep-alive\r\n\r\n"
-        else:
-            tail = b"\r\n"
         self.started = True
-        self.client.write(b"%s%s%s%s%s" % (_status_line(self.version, status), lines,
-                                           b"".join(self.extra), tail, body))
+        self.client.write(answer)
         self.upstream = None
         self.finish(self.keep_alive)
+
+    @property
+    def connection(self) -> int:
+        """What the answer says of the connection: 0 close, 1 keep-alive (HTTP/1.0), 2 nothing."""
+        return 0 if not self.keep_alive else 1 if self.version == b"1.0" else 2
 
     def response_body(self, body: bytes) -> None:
         if self.chunked_down:
@@ -1128,12 +1130,12 @@ class ClientConnection(_Outbox, asyncio.Protocol):
             self.paused_reading = False
             self.transport.resume_reading()
 
-    def reject(self, status: int, message: str,
-               extra: list[bytes] = (), *, keep_alive: bool) -> None:  # type: ignore[assignment]
+    def reject(self, status: int, message: str, extra: bytes = b"", *,
+               keep_alive: bool) -> None:
         """Answer the exchange at the head of the queue before it reached a replica; the
         rest of its body, if any, is read and discarded."""
         keep = keep_alive and not self.closed
-        self.write(_plain(status, message, list(extra), close=not keep))
+        self.write(_plain(status, message, extra, close=not keep))
         exchange = self.queue[0] if self.queue else None
         if exchange is not None and not exchange.finished:
             exchange.finished = True
@@ -1228,8 +1230,8 @@ class FastServer:
         # api._relay's whole-message parsers, unless absent or turned off (then llhttp alone)
         use = native and _relay is not None
         self.relay_request: Callable[..., Any] | None = _relay.relay_request if use else None
-        self.parse_response: Callable[[bytes], Any] | None = (
-            _relay.parse_response if use else None)
+        self.relay_response: Callable[..., Any] | None = (
+            _relay.relay_response if use else None)
         self.parser_name = ("api._relay (C) for whole messages, llhttp for the rest" if use
                             else "llhttp" + (" (NATIVE_RELAY=false)" if _relay is not None
                                              else " (api._relay is not built)"))

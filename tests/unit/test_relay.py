@@ -1105,3 +1105,45 @@ def test_relay_request_refuses_wrong_arguments() -> None:
         _relay.relay_request(b"GET /function/f HTTP/1.1\r\n\r\n", LIMIT, "str", CID, SERVED)
     with pytest.raises(TypeError):
         _relay.relay_request(b"GET /function/f HTTP/1.1\r\n\r\n", LIMIT)
+
+
+# ---- relay_response: the answer to give back, assembled in C --------------------------------
+
+TABLE_11 = [b"HTTP/1.1 %d R%d\r\n" % (code, code) for code in range(600)]
+EXTRA = b"x-start-time: 1\r\nx-served-by: t\r\nx-call-id: c\r\n"
+TAILS = {0: b"connection: close\r\n\r\n", 1: b"connection: keep-alive\r\n\r\n", 2: b"\r\n"}
+
+
+def check_relay_response(data: bytes, connection: int) -> None:
+    parsed = _relay.parse_response(data)
+    got = _relay.relay_response(data, TABLE_11, connection, EXTRA)
+    if parsed is None:
+        assert got is None, data
+        return
+    status, keep_alive, lines, body = parsed
+    assert got == (status, keep_alive,
+                   TABLE_11[status] + lines + EXTRA + TAILS[connection] + body), data
+
+
+@needs_relay
+@SETTINGS
+@given(responses(), st.sampled_from([0, 1, 2]))
+def test_relay_response_assembles_status_headers_ours_and_body(case: Any, connection: int
+                                                              ) -> None:
+    check_relay_response(case[0], connection)
+
+
+@needs_relay
+@SETTINGS
+@given(mutated(responses(clean=True)), st.sampled_from([0, 1, 2]))
+def test_relay_response_on_mutated_responses(data: bytes, connection: int) -> None:
+    check_relay_response(data, connection)
+
+
+@needs_relay
+def test_relay_response_refuses_wrong_arguments() -> None:
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    with pytest.raises(TypeError):
+        _relay.relay_response(ok, tuple(TABLE_11), 2, EXTRA)
+    with pytest.raises(ValueError):  # no line for the status
+        _relay.relay_response(ok, TABLE_11[:100], 2, EXTRA)
