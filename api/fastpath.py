@@ -294,8 +294,9 @@ class Upstream(_Outbox, asyncio.Protocol):
         if self._fresh:
             self._fresh = False
             relay = server.relay_response
-            whole = relay(data, _STATUS_TABLES[exchange.version], exchange.connection,
-                          exchange.extra) if relay is not None and not self._head_only else None
+            table = _STATUS_TABLES.get(exchange.version)  # (llhttp also takes HTTP/0.9)
+            whole = relay(data, table, exchange.connection, exchange.extra) if (
+                relay is not None and table is not None and not self._head_only) else None
             if whole is not None:  # a whole Content-Length answer, parsed by api._relay
                 self.exchange = None  # (one write to the client: not corked)
                 exchange.response_whole(whole[0], whole[2])

@@ -358,6 +358,13 @@ def test_http_1_0_clients_get_close_delimited_or_kept_alive_answers(gw: Harness)
     assert kept.count(b"HTTP/1.0 200") == 2 and b"connection: keep-alive" in kept
 
 
+def test_other_http_versions_llhttp_takes_are_answered_not_dropped(gw: Harness) -> None:
+    # found by the fuzz test: an HTTP/0.9 request line (llhttp accepts it) once crashed the
+    # whole-answer path, which had status lines for 1.0 and 1.1 only
+    answer = gw.raw(b"GET /function/fn HTTP/0.9\r\nhost: x\r\n\r\n")
+    assert status_of(answer) == 200 and b"x-method: GET" in answer, answer
+
+
 def test_redirects_are_passed_through(gw: Harness) -> None:
     r = httpx.get(gw.url + "/function/fn/redirect", follow_redirects=False)
     assert r.status_code == 302 and r.headers["location"] == "/elsewhere"
