@@ -60,6 +60,7 @@ _MAX_IDLE_PER_ADDRESS = _MAX_PER_ADDRESS  # all may idle: closing some only to r
 _REASONS = {s.value: s.phrase.encode() for s in http.HTTPStatus}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _VERSIONS = (b"1.0", b"1.1")
+_CONNECTION_LINES = (b"connection: close\r\n", b"connection: keep-alive\r\n", b"")
 _SWEEP = 0.1  # seconds between two checks of every connection's deadlines
 _SERVED_BY_LINE = b"x-served-by: " + SERVED_BY + b"\r\n"
 # request headers the relay looks at (all hop-by-hop ones too, so the common case is one miss)
@@ -117,20 +118,24 @@ def _call_ids() -> Iterator[bytes]:
 _call_id = _call_ids().__next__
 
 
-_STATUS_LINES: dict[tuple[bytes, int], bytes] = {}  # bounded: 2 versions × 900 codes
 _ALLOW = b"allow: " + b", ".join(m.encode() for m in sorted(METHODS)) + b"\r\n"
 
 
+def _format_status_line(version: bytes, status: int) -> bytes:
+    return b"HTTP/%s %d %s\r\n" % (version, status, _REASONS.get(status, b"Unknown"))
+
+
+# each version's status lines by code, made once: for _status_line, and handed to
+# api._relay.relay_response (which takes 200..599)
+_STATUS_TABLES = {v: [_format_status_line(v, code) for code in range(600)]
+                  for v in (b"1.0", b"1.1")}
+
+
 def _status_line(version: bytes, status: int) -> bytes:
-    line = _STATUS_LINES.get((version, status))
-    if line is None:
-        line = b"HTTP/%s %d %s\r\n" % (version, status, _REASONS.get(status, b"Unknown"))
-        _STATUS_LINES[(version, status)] = line
-    return line
-
-
-# each version's status lines by code, for api._relay.relay_response (it takes 200..599)
-_STATUS_TABLES = {v: [_status_line(v, code) for code in range(600)] for v in (b"1.0", b"1.1")}
+    table = _STATUS_TABLES.get(version)
+    if table is not None and 0 <= status < 600:
+        return table[status]
+    return _format_status_line(version, status)  # (HTTP/0.9, or a code llhttp let past 599)
 
 
 def _plain(status: int, message: str, extra: bytes = b"", *, close: bool = False) -> bytes:
@@ -698,10 +703,7 @@ class FunctionExchange(_Exchange):
                 out.append(b"transfer-encoding: chunked\r\n")
             else:
                 self.close_delimited = True
-        if not self.keep_alive or self.close_delimited:
-            out.append(b"connection: close\r\n")
-        elif self.version == b"1.0":
-            out.append(b"connection: keep-alive\r\n")
+        out.append(_CONNECTION_LINES[0 if self.close_delimited else self.connection])
         out.append(b"\r\n")
         self.started = True
         self.client.write(b"".join(out))
@@ -720,7 +722,9 @@ class FunctionExchange(_Exchange):
 
     @property
     def connection(self) -> int:
-        """What the answer says of the connection: 0 close, 1 keep-alive (HTTP/1.0), 2 nothing."""
+        """What the answer says of the connection (an index into _CONNECTION_LINES, as
+        api._relay.relay_response takes it): 0 close, 1 keep-alive (HTTP/1.0 kept alive),
+        2 nothing (HTTP/1.1 kept alive)."""
         return 0 if not self.keep_alive else 1 if self.version == b"1.0" else 2
 
     def response_body(self, body: bytes) -> None:
